@@ -1,0 +1,47 @@
+# talentmesh.mail — one entry point for set-up, tests and the local lab.
+#   make test        everything CI runs (lint, sanity, units, emulator/contract/module tests, Molecule)
+#   make lab         create the podman lab hosts and run site.yml against inventories/lab
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+TOP        := $(abspath .)
+VENV       := $(TOP)/.venv
+PY         := $(VENV)/bin/python
+BIN        := $(VENV)/bin
+COLL_ROOT  := $(TOP)/.build/collections
+COLL_LINK  := $(COLL_ROOT)/ansible_collections/talentmesh/mail
+DEBIAN_RELEASES ?= 12 13
+SCENARIO   ?=
+export CONTAINERS_CONF := $(TOP)/testbed/containers.conf
+export ANSIBLE_COLLECTIONS_PATH := $(COLL_ROOT)
+export ANSIBLE_CONFIG := $(TOP)/ansible.cfg
+export PATH := $(BIN):$(PATH)
+
+.PHONY: help setup host venv upstream images lint sanity units emulator-tests molecule test lab lab-destroy build bench clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+setup: host venv upstream images ## everything a fresh Debian 12 machine needs (idempotent)
+
+host: ## Debian packages for the test bed (podman, runc, debootstrap, clients)
+	bash scripts/host-packages.sh
+
+$(VENV)/.stamp: requirements-dev.txt constraints.txt
+	/usr/bin/python3 -m venv $(VENV)
+	$(BIN)/pip install -q -U pip wheel
+	$(BIN)/pip install -q -r requirements-dev.txt -c constraints.txt
+	touch $@
+
+$(COLL_LINK):
+	mkdir -p $(dir $(COLL_LINK))
+	ln -sfn ../../../.. $(COLL_LINK)
+
+venv: $(VENV)/.stamp $(COLL_LINK) ## project venv with pinned tooling; links the checkout as talentmesh.mail
+
+upstream: ## pinned third-party data (Stalwart schema, CRD schemas) into .cache/upstream, checksum-verified
+	bash scripts/fetch-upstream.sh
+
+images: host ## Debian 12 and 13 systemd images for Molecule and the lab (rebuilt only when the recipe changes)
+	for r in $(DEBIAN_RELEASES); do bash testbed/build-image.sh $$r; done
