@@ -45,3 +45,40 @@ upstream: ## pinned third-party data (Stalwart schema, CRD schemas) into .cache/
 
 images: host ## Debian 12 and 13 systemd images for Molecule and the lab (rebuilt only when the recipe changes)
 	for r in $(DEBIAN_RELEASES); do bash testbed/build-image.sh $$r; done
+
+lint: venv ## yamllint + ansible-lint (production profile)
+	yamllint --strict .
+	ansible-lint
+
+sanity: venv ## ansible-test sanity on a temporary ansible_collections/talentmesh/mail copy
+	bash scripts/sanity.sh
+
+units: venv upstream ## unit tests of plugins and helper code
+	PYTHONPATH=$(COLL_ROOT) $(PY) -m pytest -q tests/unit
+
+emulator-tests: venv upstream ## contract tests of the Stalwart emulator and module integration tests against it
+	PYTHONPATH=$(COLL_ROOT) $(PY) -m pytest -q tests/contract tests/integration
+
+role-tests: venv ## fast role input tests (bad input fails before any change), no containers
+	PYTHONPATH=$(COLL_ROOT) $(PY) -m pytest -q tests/roles
+
+molecule: venv images ## Molecule scenarios (all, or SCENARIO=name), each on its declared Debian releases
+	bash scripts/molecule.sh $(SCENARIO)
+
+build: venv ## build the collection tarball and check it installs with roles resolvable by FQCN
+	bash scripts/build-check.sh
+
+test: setup lint sanity units emulator-tests role-tests build molecule ## everything CI runs
+
+lab: venv images ## create the podman lab hosts and run site.yml against inventories/lab
+	$(BIN)/ansible-playbook playbooks/lab-up.yml
+	$(BIN)/ansible-playbook -i inventories/lab site.yml
+
+lab-destroy: venv ## remove the lab containers and network (only those the lab created)
+	$(BIN)/ansible-playbook playbooks/lab-down.yml
+
+bench: venv upstream ## benchmarks (print their figures; not part of make test)
+	PYTHONPATH=$(COLL_ROOT) $(PY) bench/principals/run.py
+
+clean: ## remove build output (keeps the venv, images and caches)
+	rm -rf .build/dist tests/output
