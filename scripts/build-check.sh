@@ -28,6 +28,6 @@ $(for r in "${roles[@]}"; do printf '    - name: Resolve %s\n      ansible.built
 PLAY
 "$bin/ansible-playbook" --syntax-check -i localhost, "$inst/play.yml" >/dev/null
 for r in "${roles[@]}"; do "$bin/ansible-doc" -t role "talentmesh.mail.$r" >/dev/null; done
-mods=$(ls "$inst/ansible_collections/talentmesh/mail/plugins/modules" 2>/dev/null | sed -n 's/\.py$//p')
+mods=$(find "$inst/ansible_collections/talentmesh/mail/plugins/modules" -name "*.py" -printf "%f\n" 2>/dev/null | sed "s/\.py$//" | sort || true)
 for m in $mods; do "$bin/ansible-doc" -t module "talentmesh.mail.$m" >/dev/null; done
 echo "build-check: installed; roles resolve by FQCN: ${roles[*]}; modules documented: ${mods:-none}"

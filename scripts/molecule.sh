@@ -6,7 +6,10 @@
 # environment DEBIAN_RELEASES_OVERRIDE replaces every scenario's list (e.g. =13 for a trixie-only run).
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-cd "$top"
+cd "$top" || exit 1
+export PATH=$top/.venv/bin:$PATH
+export CONTAINERS_CONF=${CONTAINERS_CONF:-$top/testbed/containers.conf}
+export ANSIBLE_COLLECTIONS_PATH=${ANSIBLE_COLLECTIONS_PATH:-$top/.build/collections}
 if [ $# -gt 0 ]; then scenarios=("$@"); else
   mapfile -t scenarios < <(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -n1 basename | grep -v '^shared$' | sort)
 fi

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Forwarding HTTP proxy for apt inside the test containers.
 
 Test networks are created `--internal`: containers reach only each other and the host. apt inside them uses this

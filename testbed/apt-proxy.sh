@@ -22,6 +22,6 @@ case ${1:-start} in
     done
     echo "apt-proxy: failed to start, see $dir/access.log" >&2; exit 1 ;;
   stop) running && kill "$(cat "$pidfile")"; rm -f "$pidfile" ;;
-  status) running && echo "apt-proxy: running (pid $(cat "$pidfile"))" || { echo "apt-proxy: stopped"; exit 1; } ;;
+  status) if running; then echo "apt-proxy: running (pid $(cat "$pidfile"))"; else echo "apt-proxy: stopped"; exit 1; fi ;;
   *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
 esac

@@ -72,7 +72,7 @@ def test_nftables_loaded(host):
 
 def _listen(host, port):
     host.run(f"systemd-run --unit=tm-probe-{port} --collect python3 -m http.server {port}")
-    for _ in range(50):
+    for _attempt in range(50):
         if host.socket(f"tcp://0.0.0.0:{port}").is_listening:
             return
         time.sleep(0.1)
@@ -98,3 +98,15 @@ def test_firewall_allows_only_declared_ports_from_peer(host):
         assert _connect(host, "127.0.0.1", 8081) == 0, "loopback stays open"
     finally:
         host.run("systemctl stop tm-probe-8080 tm-probe-8081")
+
+
+def test_test_network_reaches_only_host_and_containers(host):
+    """The scenario network is internal: no route out; the host-side apt proxy forwards only to the Debian mirror."""
+    direct = host.run("python3 -c \"import socket; socket.create_connection(('203.0.113.80', 80), timeout=3)\"")
+    assert direct.rc != 0 and "unreachable" in direct.stderr.lower()
+    refused = host.run(
+        "curl -s -o /dev/null -w '%{http_code}' -x http://host.containers.internal:3142 http://example.org/"
+    )
+    assert refused.stdout == "403"
+    peer_ip = PEER.check_output("hostname -I").split()[0]
+    assert peer_ip.startswith("10.231.")
