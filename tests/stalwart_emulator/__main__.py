@@ -1,0 +1,27 @@
+"""Command line shaped like the stalwart binary's: stalwart --config PATH | --version | --help."""
+import argparse
+import os
+import sys
+
+if __package__ in (None, ""):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    __package__ = "tests.stalwart_emulator"  # pylint: disable=redefined-builtin
+
+from tests.stalwart_emulator import VERSION  # noqa: E402
+from tests.stalwart_emulator.server import serve  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(prog="stalwart", description="talentmesh emulator of Stalwart 0.16's management surface")
+    parser.add_argument("-c", "--config", default=os.environ.get("CONFIG_PATH", "/etc/stalwart/config.json"))
+    parser.add_argument("-V", "--version", action="store_true")
+    args = parser.parse_args()
+    if args.version:
+        print("stalwart %s (talentmesh emulator of Stalwart 0.16.18)" % VERSION)
+        return 0
+    serve(args.config)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

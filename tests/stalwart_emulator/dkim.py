@@ -1,0 +1,51 @@
+"""DKIM keys: generation (what Stalwart's DkimManagement task does) and public-key derivation for /get."""
+import base64
+import datetime
+import functools
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+
+def selector(template, algorithm):
+    today = datetime.datetime.now(datetime.timezone.utc)
+    algo = "ed25519" if "Ed25519" in algorithm else "rsa"
+    out = template.replace("{version}", "2" if algorithm.startswith("Dkim2") else "1")
+    out = out.replace("{algorithm}", algo).replace("{hash}", "sha256")
+    out = out.replace("{epoch}", str(int(today.timestamp())))
+    while "{date-" in out:
+        start = out.index("{date-")
+        end = out.index("}", start)
+        out = out[:start] + today.strftime(out[start + 6:end]) + out[end + 1:]
+    return out
+
+
+def generate(algorithm):
+    key = ed25519.Ed25519PrivateKey.generate() if "Ed25519" in algorithm else rsa.generate_private_key(65537, 2048)
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode()
+
+
+@functools.lru_cache(maxsize=4096)
+def public_key_of(private_pem, algorithm):
+    """PEM public key for a PEM private key; ValueError when the key cannot sign with the algorithm."""
+    if not isinstance(private_pem, str):
+        raise ValueError("private key must be PEM text")
+    try:
+        key = serialization.load_pem_private_key(private_pem.encode(), password=None)
+    except (ValueError, TypeError) as err:
+        raise ValueError("invalid private key (%s)" % err.__class__.__name__) from None
+    want = ed25519.Ed25519PrivateKey if "Ed25519" in algorithm else rsa.RSAPrivateKey
+    if not isinstance(key, want):
+        raise ValueError("key type does not match %s" % algorithm)
+    return key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def dns_value(public_pem, algorithm):
+    """The p= value of the DKIM TXT record."""
+    key = serialization.load_pem_public_key(public_pem.encode())
+    if "Ed25519" in algorithm:
+        raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return "v=DKIM1; k=ed25519; p=" + base64.b64encode(raw).decode()
+    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return "v=DKIM1; k=rsa; p=" + base64.b64encode(der).decode()

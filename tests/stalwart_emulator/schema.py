@@ -1,0 +1,95 @@
+"""The registry catalogue, loaded from the schema file Stalwart ships (never re-typed by hand)."""
+import gzip
+import json
+import os
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEFAULT_PATH = os.path.join(TOP, ".cache", "upstream", "stalwart-schema", "schema.json.gz")
+
+# Types whose ids come from a per-type counter (small ids); all others get 64-bit snowflake ids.
+SEQUENTIAL = {"x:Account", "x:Domain", "x:Tenant", "x:Role", "x:MailingList", "x:OAuthClient"}
+# Unique keys beyond the special cases handled in registry.py (domain names, email addresses).
+UNIQUE = {
+    "x:NetworkListener": ("name",), "x:ClusterRole": ("name",), "x:OAuthClient": ("clientId",),
+    "x:AllowedIp": ("address",), "x:BlockedIp": ("address",), "x:SpamRule": ("name",), "x:SpamDnsblServer": ("name",),
+    "x:SpamTag": ("tag",), "x:SpamFileExtension": ("extension",), "x:MemoryLookupKey": ("namespace", "key"),
+    "x:SieveSystemScript": ("name",), "x:MtaRoute": ("name",), "x:Role": ("description",),
+}
+
+
+class Catalog:
+    def __init__(self, path=None):
+        self.path = path or os.environ.get("STALWART_SCHEMA") or DEFAULT_PATH
+        with open(self.path, "rb") as handle:
+            self.raw_gz = handle.read()
+        data = json.loads(gzip.decompress(self.raw_gz))
+        self.objects = data["objects"]
+        self.schemas = data["schemas"]
+        self.fields = data["fields"]
+        self.lists = data["lists"]
+        self.enums = {name: {v["name"] for v in values} for name, values in data["enums"].items()}
+        self._filters = {}
+
+    # --- object types -------------------------------------------------------------------------------------------
+    def kind(self, obj_type):
+        """'object' (collection), 'singleton', or None for unknown/non-management types."""
+        info = self.objects.get(obj_type)
+        if not info or not obj_type.startswith("x:") or info.get("type") == "view":
+            return None
+        return info.get("type")
+
+    def variants(self, schema_name):
+        """[(variant name or None, field schema name or None)] for a schema."""
+        sch = self.schemas.get(schema_name)
+        if sch is None:
+            return [(None, schema_name if schema_name in self.fields else None)]
+        if sch["type"] == "single":
+            return [(None, sch["schemaName"])]
+        return [(v["name"], v.get("schemaName")) for v in sch["variants"]]
+
+    def is_multi(self, schema_name):
+        sch = self.schemas.get(schema_name)
+        return bool(sch) and sch["type"] == "multiple"
+
+    def properties(self, field_schema):
+        if not field_schema:
+            return {}
+        return self.fields.get(field_schema, {}).get("properties", {})
+
+    def defaults(self, field_schema):
+        if not field_schema:
+            return {}
+        return self.fields.get(field_schema, {}).get("defaults", {})
+
+    def field_schema_for(self, obj_type, variant):
+        for name, field_schema in self.variants(obj_type):
+            if name == variant:
+                return field_schema
+        return None
+
+    def label_property(self, obj_type):
+        for key in (obj_type, obj_type + "/User"):
+            if key in self.lists and self.lists[key].get("labelProperty"):
+                return self.lists[key]["labelProperty"]
+        return None
+
+    def filters(self, obj_type):
+        """Filterable properties (from the list views of the type): {field: filter type}."""
+        if obj_type not in self._filters:
+            out = {}
+            for key, view in self.lists.items():
+                if key == obj_type or key.startswith(obj_type + "/"):
+                    for flt in view.get("filters", []):
+                        out[flt["field"]] = flt["type"]
+            if obj_type == "x:Account":
+                out["@type"] = "enum"
+            self._filters[obj_type] = out
+        return self._filters[obj_type]
+
+    @staticmethod
+    def target_type(object_name):
+        """x:Account/Group -> (x:Account, 'Group'); x:Domain -> (x:Domain, None)."""
+        if object_name.count("/") == 1 and object_name.startswith("x:"):
+            base, variant = object_name.split("/")
+            return base, variant
+        return object_name, None

@@ -1,0 +1,438 @@
+"""HTTP front: session, /jmap, health, schema, auth, and the emulator-only stats endpoints."""
+import base64
+import collections
+import hashlib
+import http.server
+import json
+import os
+import socketserver
+import ssl
+import sys
+import threading
+import time
+import traceback
+
+from . import VERSION, ids, passwords
+from .methods import MAX_GET, MAX_QUERY, MAX_SET, Context, Methods
+from .registry import MethodError, Registry
+from .schema import Catalog
+from .store import open_store
+
+CORE = "urn:ietf:params:jmap:core"
+MGMT = "urn:stalwart:jmap"
+MAX_CALLS = 16
+MAX_SIZE = 10_000_000
+RECOVERY_ACCOUNT = ids.encode(2 ** 32 - 1)
+DEFAULT_LISTENERS = [
+    ("smtp", "smtp", "[::]:25", False), ("submissions", "smtp", "[::]:465", True), ("imaps", "imap", "[::]:993", True),
+    ("pop3s", "pop3", "[::]:995", True), ("sieve", "manageSieve", "[::]:4190", False), ("https", "http", "[::]:443", True),
+    ("http", "http", "[::]:8080", False),
+]
+DEFAULT_ROLES = ["User", "Group", "Tenant Administrator", "System Administrator"]
+
+
+class Stats:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self):
+        with self.lock:
+            self.http = collections.Counter()
+            self.methods = collections.Counter()
+            self.objects = collections.Counter()
+
+    def count_object(self, what):
+        with self.lock:
+            self.objects[what] += 1
+
+    def snapshot(self):
+        with self.lock:
+            return {"http": dict(self.http), "methods": dict(self.methods), "objects": dict(self.objects)}
+
+
+class Problem(Exception):
+    def __init__(self, status, body, headers=()):
+        super().__init__(status)
+        self.status, self.body, self.headers = status, body, list(headers)
+
+
+def unauthorized():
+    return Problem(401, {"type": "about:blank", "status": 401, "title": "Unauthorized",
+                         "detail": "You have to authenticate first."},
+                   [("WWW-Authenticate", 'Bearer realm="Stalwart Server", resource_metadata="/.well-known/oauth-protected-resource"'),
+                    ("WWW-Authenticate", 'Basic realm="Stalwart Server"')])
+
+
+def request_error(kind, detail, **extra):
+    body = {"type": "urn:ietf:params:jmap:error:" + kind, "status": 400, "detail": detail}
+    body.update(extra)
+    return Problem(400, body)
+
+
+class Emulator:
+    def __init__(self, config_path):
+        self.config_path = config_path
+        self.catalog = Catalog()
+        self.hostname = (os.environ.get("STALWART_HOSTNAME") or socket_hostname()).lower()
+        self.registry = Registry(self.catalog, self.hostname)
+        self.methods = Methods(self.registry)
+        self.stats = Stats()
+        self.recovery = parse_recovery(os.environ.get("STALWART_RECOVERY_ADMIN"))
+        self.auth_cache = {}
+        self.store = None
+        if os.path.exists(config_path):
+            with open(config_path, encoding="utf-8") as handle:
+                self.open(json.load(handle))
+
+    @property
+    def bootstrap(self):
+        return self.store is None
+
+    def open(self, datastore):
+        self.store = open_store(datastore)
+        with self.store.transaction() as tx:
+            self.seed(tx)
+
+    def seed(self, tx):
+        """What the real server creates on first start."""
+        if not tx.all("x:Role"):
+            role_ids = []
+            for description in DEFAULT_ROLES:
+                role_id = ids.encode(tx.next_id("x:Role"))
+                tx.put("x:Role", role_id, dict(self.registry.default_object("x:Role"), description=description))
+                role_ids.append(role_id)
+            auth = self.registry.default_object("x:Authentication")
+            for key, role_id in zip(("defaultUserRoleIds", "defaultGroupRoleIds", "defaultTenantRoleIds", "defaultAdminRoleIds"), role_ids):
+                if key in self.catalog.properties("x:Authentication"):
+                    auth[key] = {role_id: True}
+            tx.put("x:Authentication", ids.SINGLETON, auth)
+        if not tx.all("x:NetworkListener"):
+            for name, protocol, bind, implicit in DEFAULT_LISTENERS:
+                body = self.registry.default_object("x:NetworkListener")
+                body.update(name=name, protocol=protocol, bind={bind: True}, tlsImplicit=implicit)
+                tx.put("x:NetworkListener", ids.snowflake(), body)
+        lease = {"nodeId": 1, "hostname": self.hostname, "lastRenewal": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                 "status": "active"}
+        nodes = tx.all("x:ClusterNode")
+        mine = next((i for i, n in nodes.items() if n.get("hostname") == self.hostname), None)
+        if mine is None:
+            lease["nodeId"] = len(nodes) + 1
+            tx.put("x:ClusterNode", ids.snowflake(), lease)
+
+    # ------------------------------------------------------------------------------------------------ auth
+    def authenticate(self, header):
+        if not header:
+            raise unauthorized()
+        cached = self.auth_cache.get(header)
+        if cached:
+            return cached
+        scheme, _, value = header.partition(" ")
+        scheme = scheme.lower()
+        principal = None
+        if scheme == "basic":
+            try:
+                user, _, password = base64.b64decode(value.strip()).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                raise unauthorized() from None
+            user = user.strip().lower()
+            if self.recovery and user == self.recovery[0].lower() and password == self.recovery[1]:
+                principal = {"account": RECOVERY_ACCOUNT, "name": self.recovery[0], "admin": True}
+            elif not self.bootstrap:
+                principal = self.login(user, password)
+        elif scheme == "bearer" and value.strip().startswith("API_") and not self.bootstrap:
+            principal = self.api_key(value.strip())
+        if principal is None:
+            raise unauthorized()
+        self.auth_cache[header] = principal
+        return principal
+
+    def login(self, user, password):
+        with self.store.transaction() as tx:
+            if "@" not in user:
+                settings = self.registry.singleton(tx, "x:SystemSettings")
+                dom = tx.get("x:Domain", settings.get("defaultDomainId"))
+                if dom is None:
+                    return None
+                user = "%s@%s" % (user, dom["name"])
+            local, _, domain = user.partition("@")
+            dom_id = next((i for i, d in tx.all("x:Domain").items() if d["name"] == domain), None)
+            holder = self.registry.email_index(tx).get((local, dom_id))
+            if not holder or holder[0] != "x:Account":
+                return None
+            account = tx.get("x:Account", holder[1])
+            for cred in (account.get("credentials") or {}).values():
+                if cred.get("@type") == "Password" and passwords.verify(password, cred["secret"]):
+                    return {"account": holder[1], "name": user, "admin": self.is_admin(tx, account)}
+        return None
+
+    def api_key(self, token):
+        digest = "sha256:" + hashlib.sha256(token.encode()).hexdigest()
+        with self.store.transaction() as tx:
+            for acc_id, account in tx.all("x:Account").items():
+                for cred in (account.get("credentials") or {}).values():
+                    if cred.get("@type") == "ApiKey" and cred.get("secret") == digest:
+                        dom = tx.get("x:Domain", account.get("domainId")) or {"name": ""}
+                        return {"account": acc_id, "name": "%s@%s" % (account["name"], dom["name"]),
+                                "admin": self.is_admin(tx, account)}
+        return None
+
+    @staticmethod
+    def is_admin(tx, account):
+        roles = account.get("roles") or {}
+        if roles.get("@type") == "Admin":
+            return True
+        if roles.get("@type") == "Custom":
+            return any(tx.get("x:Role", r, ) and tx.get("x:Role", r).get("description") == "System Administrator"
+                       for r in roles.get("roleIds", {}))
+        return False
+
+    # ------------------------------------------------------------------------------------------------ JMAP
+    def session(self, principal):
+        base = "https://%s" % self.hostname
+        core = {"maxSizeUpload": 50000000, "maxConcurrentUpload": 4, "maxSizeRequest": MAX_SIZE,
+                "maxConcurrentRequests": 4, "maxCallsInRequest": MAX_CALLS, "maxObjectsInGet": MAX_GET,
+                "maxObjectsInSet": MAX_SET, "collationAlgorithms": ["i;ascii-numeric", "i;ascii-casemap", "i;unicode-casemap"]}
+        out = {"capabilities": {CORE: core, "urn:ietf:params:jmap:mail": {}, "urn:ietf:params:jmap:submission": {}},
+               "accounts": {}, "primaryAccounts": {}, "username": "", "apiUrl": base + "/jmap/",
+               "downloadUrl": base + "/jmap/download/{accountId}/{blobId}/{name}?accept={type}",
+               "uploadUrl": base + "/jmap/upload/{accountId}/",
+               "eventSourceUrl": base + "/jmap/eventsource/?types={types}&closeafter={closeafter}&ping={ping}",
+               "state": "%08x" % (hash(self.hostname) & 0xFFFFFFFF), "x-stalwart-emulator": VERSION}
+        if principal:
+            acc = principal["account"]
+            caps = {CORE: {}, "urn:ietf:params:jmap:mail": {}}
+            if principal["admin"]:
+                caps[MGMT] = {}
+                out["primaryAccounts"][MGMT] = acc
+            out["accounts"][acc] = {"name": principal["name"], "isPersonal": True, "isReadOnly": False,
+                                    "accountCapabilities": caps}
+            out["primaryAccounts"]["urn:ietf:params:jmap:mail"] = acc
+            out["username"] = principal["name"]
+        return out
+
+    def jmap(self, principal, raw, content_type):
+        if content_type and content_type.split(";")[0].strip().lower() != "application/json":
+            raise request_error("notJSON", "Content-Type must be application/json")
+        if len(raw) > MAX_SIZE:
+            raise request_error("limit", "Request too large", limit="maxSizeRequest")
+        try:
+            request = json.loads(raw)
+        except ValueError:
+            raise request_error("notJSON", "Request body is not valid JSON") from None
+        if not isinstance(request, dict) or not isinstance(request.get("using"), list) \
+                or not isinstance(request.get("methodCalls"), list):
+            raise request_error("notRequest", "Request must have 'using' and 'methodCalls'")
+        calls = request["methodCalls"]
+        if len(calls) > MAX_CALLS:
+            raise request_error("limit", "Too many method calls", limit="maxCallsInRequest")
+        sent_created = request.get("createdIds")
+        ctx = Context(dict(sent_created or {}), principal["account"], self.stats)
+        responses = []
+        for call in calls:
+            if not (isinstance(call, list) and len(call) == 3 and isinstance(call[0], str) and isinstance(call[1], dict)):
+                raise request_error("notRequest", "Each method call is [name, arguments, callId]")
+            name, args, call_id = call
+            self.stats.methods[name] += 1
+            try:
+                args = resolve_references(args, responses)
+                account = args.get("accountId")
+                if account not in (None, principal["account"]) and not principal["admin"]:
+                    raise MethodError("accountNotFound")
+                if self.bootstrap:
+                    raise MethodError("forbidden", "The server is in bootstrap mode. Only the 'Bootstrap' object type can be accessed.")
+                if not principal["admin"]:
+                    raise MethodError("forbidden", "You do not have permission to perform this action.")
+                if account:
+                    ctx.account_id = account
+                with self.store.transaction() as tx:
+                    result = self.methods.call(tx, name, args, ctx)
+                if name.startswith("x:Account/") and name.endswith("/set"):
+                    self.auth_cache.clear()
+                responses.append([name, result, call_id])
+            except MethodError as err:
+                responses.append(["error", err.body, call_id])
+            except Exception:  # a bug in the emulator must not look like a server answer
+                traceback.print_exc(file=sys.stderr)
+                responses.append(["error", {"type": "serverFail", "description": "emulator error"}, call_id])
+            ctx.account_id = principal["account"]
+        out = {"methodResponses": responses, "sessionState": "%08x" % (hash(self.hostname) & 0xFFFFFFFF)}
+        if sent_created is not None:
+            out["createdIds"] = ctx.created
+        return out
+
+
+def resolve_references(args, responses):
+    out = {}
+    for key, value in args.items():
+        if key.startswith("#"):
+            if not isinstance(value, dict) or not {"resultOf", "name", "path"} <= set(value):
+                raise MethodError("invalidResultReference", "Malformed result reference")
+            source = next((r for r in responses if r[2] == value["resultOf"] and r[0] == value["name"]), None)
+            if source is None:
+                raise MethodError("invalidResultReference", "No response for %s" % value["resultOf"])
+            out[key[1:]] = evaluate_pointer(source[1], value["path"])
+        else:
+            out[key] = value
+    return out
+
+
+def evaluate_pointer(doc, path):
+    parts = [p for p in path.split("/") if p != ""]
+    nodes = [doc]
+    flatten = False
+    for part in parts:
+        nxt = []
+        for node in nodes:
+            if part == "*":
+                if not isinstance(node, list):
+                    raise MethodError("invalidResultReference", "Path %s does not select a list" % path)
+                nxt.extend(node)
+                flatten = True
+            elif isinstance(node, dict) and part in node:
+                nxt.append(node[part])
+            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                nxt.append(node[int(part)])
+            else:
+                raise MethodError("invalidResultReference", "Path %s not found" % path)
+        nodes = nxt
+    if flatten:
+        out = []
+        for node in nodes:
+            out.extend(node if isinstance(node, list) else [node])
+        return out
+    return nodes[0]
+
+
+def parse_recovery(value):
+    if not value or ":" not in value:
+        return None
+    user, _, password = value.partition(":")
+    user, password = user.strip(), password.strip()
+    return (user, password) if user and password else None
+
+
+def socket_hostname():
+    import socket
+    name = socket.gethostname().lower()
+    return "localhost" if name.replace(".", "").isdigit() else name
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    server_version = "Stalwart"
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):
+        if os.environ.get("STALWART_EMULATOR_ACCESS_LOG"):
+            sys.stderr.write("%s %s\n" % (self.address_string(), fmt % args))
+
+    @property
+    def emu(self):
+        return self.server.emulator
+
+    def _send(self, status, body=None, ctype="application/json", headers=(), raw=None):
+        payload = raw if raw is not None else (json.dumps(body).encode() if body is not None else b"")
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in headers:
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    def _problem(self, err):
+        self._send(err.status, err.body, "application/problem+json", err.headers)
+
+    def _principal(self, required=True):
+        header = self.headers.get("Authorization")
+        if not header and not required:
+            return None
+        return self.emu.authenticate(header)
+
+    def do_GET(self):
+        path = self.path.split("?")[0]
+        self.emu.stats.http[path if not path.startswith("/api/schema/") else "/api/schema/*"] += 1
+        try:
+            if path == "/healthz/live":
+                return self._send(200, {"type": "about:blank", "status": 200, "title": "OK"}, "application/problem+json")
+            if path == "/healthz/ready":
+                status = 503 if self.emu.bootstrap else 200
+                return self._send(status, {"type": "about:blank", "status": status,
+                                           "title": "OK" if status == 200 else "Service Unavailable"}, "application/problem+json")
+            if path == "/.well-known/jmap":
+                return self._send(307, None, headers=[("Location", "/jmap/session")])
+            if path == "/jmap/session":
+                return self._send(200, self.emu.session(self._principal(required=False)))
+            if path == "/api/schema":
+                self._principal()
+                digest = hashlib.sha256(self.emu.catalog.raw_gz).hexdigest()
+                return self._send(307, None, headers=[("Location", "/api/schema/" + digest)])
+            if path.startswith("/api/schema/"):
+                self._principal()
+                return self._send(200, raw=self.emu.catalog.raw_gz, headers=[("Content-Encoding", "gzip"),
+                                                                             ("Cache-Control", "public, max-age=31536000, immutable")])
+            if path == "/emulator/stats":
+                self._admin()
+                return self._send(200, self.emu.stats.snapshot())
+            return self._send(404, {"type": "about:blank", "status": 404, "title": "Not Found"}, "application/problem+json")
+        except Problem as err:
+            return self._problem(err)
+
+    def _admin(self):
+        principal = self._principal()
+        if not principal["admin"]:
+            raise Problem(403, {"type": "about:blank", "status": 403, "title": "Forbidden"})
+        return principal
+
+    def do_POST(self):
+        path = self.path.split("?")[0]
+        self.emu.stats.http[path] += 1
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            if path in ("/jmap", "/jmap/"):
+                principal = self._principal()
+                return self._send(200, self.emu.jmap(principal, raw, self.headers.get("Content-Type")))
+            if path == "/emulator/stats/reset":
+                self._admin()
+                self.emu.stats.reset()
+                return self._send(200, {"reset": True})
+            return self._send(404, {"type": "about:blank", "status": 404, "title": "Not Found"}, "application/problem+json")
+        except Problem as err:
+            return self._problem(err)
+
+
+class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def split_addr(text):
+    host, _, port = text.rpartition(":")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def serve(config_path):
+    emulator = Emulator(config_path)
+    servers = []
+    http_srv = Server(split_addr(os.environ.get("STALWART_EMULATOR_HTTP", "127.0.0.1:8080")), Handler)
+    http_srv.emulator = emulator
+    servers.append(http_srv)
+    if os.environ.get("STALWART_EMULATOR_HTTPS"):
+        https_srv = Server(split_addr(os.environ["STALWART_EMULATOR_HTTPS"]), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(os.environ["STALWART_EMULATOR_TLS_CERT"], os.environ["STALWART_EMULATOR_TLS_KEY"])
+        https_srv.socket = ctx.wrap_socket(https_srv.socket, server_side=True)
+        https_srv.emulator = emulator
+        servers.append(https_srv)
+    mode = "bootstrap" if emulator.bootstrap else ("recovery" if os.environ.get("STALWART_RECOVERY_MODE") in ("1", "true") else "normal")
+    print("stalwart emulator %s: %s mode, listening on %s" % (VERSION, mode, ", ".join(
+        "%s:%d" % s.server_address[:2] for s in servers)), flush=True)
+    for srv in servers[1:]:
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        servers[0].serve_forever()
+    except KeyboardInterrupt:
+        pass
