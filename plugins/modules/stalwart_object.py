@@ -33,7 +33,8 @@ options:
     default: {}
   properties:
     description:
-      - Desired properties in Stalwart's JSON encoding (lists as C({"0": ...}) objects, sets as C({"x": true})).
+      - >-
+        Desired properties in Stalwart's JSON encoding (lists as C({"0": ...}) objects, sets as C({"x": true})).
       - The O(key) properties are added on create.
     type: dict
     default: {}
