@@ -14,7 +14,7 @@ description:
   - Thin convenience over M(talentmesh.mail.stalwart_object) for C(x:Account). The account is named by its email
     address, which is split into the local part and the id of its (existing) domain.
   - For thousands of accounts use M(talentmesh.mail.stalwart_apply), which reads and writes in bulk.
-author: talentmesh platform engineering
+author: talentmesh platform engineering (@talentmesh)
 extends_documentation_fragment:
   - talentmesh.mail.stalwart
 options:
@@ -62,8 +62,10 @@ options:
     default: present
 attributes:
   check_mode:
+    description: Computes the same changes and makes no write calls.
     support: full
   diff_mode:
+    description: Shows the declared properties before and after, with secrets masked.
     support: full
 '''
 

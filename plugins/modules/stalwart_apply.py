@@ -24,7 +24,7 @@ description:
     lets the server resolve those created in the same request.
   - Execution order follows the CLI. Destroys run first in reverse plan order, then upserts, reconciles, creates
     and updates in plan order, then reconcile deletions and O(prune).
-author: talentmesh platform engineering
+author: talentmesh platform engineering (@talentmesh)
 extends_documentation_fragment:
   - talentmesh.mail.stalwart
 options:
@@ -55,8 +55,10 @@ options:
     default: on_create
 attributes:
   check_mode:
+    description: Computes the same changes and makes no write calls.
     support: full
   diff_mode:
+    description: Shows the declared properties before and after, with secrets masked.
     support: full
 notes:
   - A C(create) operation is not idempotent, as with the CLI. Use C(upsert) for objects that must converge.

@@ -18,7 +18,7 @@ description:
     you provide (for example generated with C(community.crypto.openssl_privatekey) and stored in a vault), and
     switches the domain to manual DKIM management.
   - Returns the TXT records C(<selector>._domainkey.<domain>) for every active or pending signature.
-author: talentmesh platform engineering
+author: talentmesh platform engineering (@talentmesh)
 extends_documentation_fragment:
   - talentmesh.mail.stalwart
 options:
@@ -62,8 +62,10 @@ options:
         required: true
 attributes:
   check_mode:
+    description: Computes the same changes and makes no write calls.
     support: full
   diff_mode:
+    description: Shows the declared properties before and after, with secrets masked.
     support: full
 '''
 
@@ -143,8 +145,7 @@ def main():
                                    "privateKey": k["private_key"]}) for i, k in enumerate(p["keys"]))},
             ])
         result = planner.result()
-        signatures = [s for s in client.get_all("x:DkimSignature", {"domainId": dom_id},
-                                                ["selector", "stage", "publicKey", "domainId"])]
+        signatures = client.get_all("x:DkimSignature", {"domainId": dom_id}, ["selector", "stage", "publicKey", "domainId"])
         result["signatures"] = [{"id": s["id"], "selector": s["selector"], "algorithm": s.get("@type"),
                                  "stage": s.get("stage")} for s in signatures]
         result["records"] = [{"name": "%s._domainkey.%s." % (s["selector"], name), "type": "TXT",

@@ -12,7 +12,7 @@ short_description: Ensure a mail domain exists in Stalwart
 version_added: 0.1.0
 description:
   - Thin convenience over M(talentmesh.mail.stalwart_object) for C(x:Domain), matched by name.
-author: talentmesh platform engineering
+author: talentmesh platform engineering (@talentmesh)
 extends_documentation_fragment:
   - talentmesh.mail.stalwart
 options:
@@ -47,8 +47,10 @@ options:
     default: present
 attributes:
   check_mode:
+    description: Computes the same changes and makes no write calls.
     support: full
   diff_mode:
+    description: Shows the declared properties before and after, with secrets masked.
     support: full
 '''
 

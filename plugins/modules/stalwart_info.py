@@ -14,7 +14,7 @@ description:
   - Returns the JMAP session (user, limits, capabilities), liveness and readiness (C(/healthz/live),
     C(/healthz/ready)), and, for O(domain), the zone records Stalwart suggests (C(Domain.dnsZoneFile)) both as raw
     zone text and parsed into structured records.
-author: talentmesh platform engineering
+author: talentmesh platform engineering (@talentmesh)
 extends_documentation_fragment:
   - talentmesh.mail.stalwart
 options:
@@ -23,8 +23,10 @@ options:
     type: str
 attributes:
   check_mode:
+    description: The module only reads.
     support: full
   diff_mode:
+    description: Nothing changes, so there is no diff.
     support: none
 '''
 

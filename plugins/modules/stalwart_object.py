@@ -15,7 +15,7 @@ description:
     by a natural key, or a singleton (settings object) by its type alone.
   - Only the declared O(properties) are compared; server-set fields and masked secrets are ignored, so C(changed)
     is true only when something declared differs. Only the differing properties are sent.
-author: talentmesh platform engineering
+author: talentmesh platform engineering (@talentmesh)
 extends_documentation_fragment:
   - talentmesh.mail.stalwart
 options:
@@ -55,8 +55,10 @@ options:
     default: on_create
 attributes:
   check_mode:
+    description: Computes the same changes and makes no write calls.
     support: full
   diff_mode:
+    description: Shows the declared properties before and after, with secrets masked.
     support: full
 '''
 

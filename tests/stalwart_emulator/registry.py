@@ -4,7 +4,7 @@ import datetime
 import re
 
 from . import dkim, dns, ids, passwords
-from .schema import SEQUENTIAL, UNIQUE
+from .schema import UNIQUE
 
 SECRET_MASK = "****"
 RESERVED_TLDS = {"test", "localhost", "local", "internal", "lan", "home", "corp", "intranet", "private", "localdomain"}
@@ -79,7 +79,7 @@ class Registry:
     # ------------------------------------------------------------------------------------------------ defaults
     def default_object(self, schema_name, variant=None):
         variants = self.cat.variants(schema_name)
-        names = [v for v, _ in variants]
+        names = [name for name, dummy in variants]
         if variant is None:
             variant = names[0]
         field_schema = dict(variants).get(variant)
@@ -198,7 +198,7 @@ class Registry:
         if not isinstance(value, dict):
             return
         variants = dict(self.cat.variants(schema_name))
-        field_schema = variants.get(value.get("@type")) if self.cat.is_multi(schema_name) else next(iter(variants.values()))
+        field_schema = self.field_schema_of(schema_name, variants, value)
         for prop, spec in self.cat.properties(field_schema).items():
             if prop in value and value[prop] is not None:
                 yield from self._refs_in(spec["type"], value[prop])
@@ -215,6 +215,11 @@ class Registry:
                 yield from self.walk_refs(ptype["objectName"], item)
         elif kind == "object":
             yield from self.walk_refs(ptype["objectName"], value)
+
+    def field_schema_of(self, schema_name, variants, value):
+        if self.cat.is_multi(schema_name):
+            return variants.get(value.get("@type"))
+        return list(variants.values())[0] if variants else None
 
     def check_foreign_keys(self, tx, obj_type, body):
         for target, ref in self.walk_refs(obj_type, body):
@@ -362,7 +367,7 @@ class Registry:
         if not isinstance(value, dict):
             return
         variants = dict(self.cat.variants(schema_name))
-        field_schema = variants.get(value.get("@type")) if self.cat.is_multi(schema_name) else next(iter(variants.values()))
+        field_schema = self.field_schema_of(schema_name, variants, value)
         for prop, spec in self.cat.properties(field_schema).items():
             item = value.get(prop)
             if item is None:

@@ -13,7 +13,7 @@ import time
 import traceback
 
 from . import VERSION, ids, passwords
-from .methods import MAX_GET, MAX_QUERY, MAX_SET, Context, Methods
+from .methods import MAX_GET, MAX_SET, Context, Methods
 from .registry import MethodError, Registry
 from .schema import Catalog
 from .store import open_store
@@ -127,12 +127,12 @@ class Emulator:
         cached = self.auth_cache.get(header)
         if cached:
             return cached
-        scheme, _, value = header.partition(" ")
+        scheme, dummy, value = header.partition(" ")
         scheme = scheme.lower()
         principal = None
         if scheme == "basic":
             try:
-                user, _, password = base64.b64decode(value.strip()).decode().partition(":")
+                user, dummy, password = base64.b64decode(value.strip()).decode().partition(":")
             except (ValueError, UnicodeDecodeError):
                 raise unauthorized() from None
             user = user.strip().lower()
@@ -155,7 +155,7 @@ class Emulator:
                 if dom is None:
                     return None
                 user = "%s@%s" % (user, dom["name"])
-            local, _, domain = user.partition("@")
+            local, dummy, domain = user.partition("@")
             dom_id = next((i for i, d in tx.all("x:Domain").items() if d["name"] == domain), None)
             holder = self.registry.email_index(tx).get((local, dom_id))
             if not holder or holder[0] != "x:Account":
@@ -307,7 +307,7 @@ def evaluate_pointer(doc, path):
 def parse_recovery(value):
     if not value or ":" not in value:
         return None
-    user, _, password = value.partition(":")
+    user, dummy, password = value.partition(":")
     user, password = user.strip(), password.strip()
     return (user, password) if user and password else None
 
@@ -409,7 +409,7 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
 
 def split_addr(text):
-    host, _, port = text.rpartition(":")
+    host, dummy, port = text.rpartition(":")
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
