@@ -1,81 +1,22 @@
 """Benchmark: provision accounts, domains and groups with stalwart_apply versus naive loops (see README.md)."""
 import argparse
 import base64
-import contextlib
 import hashlib
 import json
 import math
 import os
-import secrets
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(os.path.dirname(HERE))
 VENV_BIN = os.path.join(TOP, ".venv", "bin")
-EMULATOR = os.path.join(TOP, "tests", "stalwart_emulator", "stalwart")
+sys.path.insert(0, TOP)
+from tests.stalwart_emulator.harness import EmulatorProcess  # noqa: E402  pylint: disable=wrong-import-position
 ACCOUNTS_PER_DOMAIN = 500
 GROUPS_PER_DOMAIN = 5
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Emulator:
-    """A fresh emulator (SQLite datastore in a temp dir) on a free loopback port."""
-
-    def __init__(self, workdir):
-        self.port = free_port()
-        self.url = "http://127.0.0.1:%d" % self.port
-        self.user = "admin"
-        self.password = secrets.token_urlsafe(18)
-        data = os.path.join(workdir, "data-%d" % self.port)
-        os.makedirs(data)
-        config = os.path.join(workdir, "config-%d.json" % self.port)
-        with open(config, "w") as handle:
-            json.dump({"@type": "RocksDb", "path": data}, handle)
-        env = dict(os.environ, STALWART_EMULATOR_HTTP="127.0.0.1:%d" % self.port,
-                   STALWART_RECOVERY_ADMIN="%s:%s" % (self.user, self.password))
-        self.log = open(os.path.join(workdir, "emulator-%d.log" % self.port), "w")
-        self.proc = subprocess.Popen([sys.executable, EMULATOR, "--config", config], env=env,
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(self.url + "/healthz/ready", timeout=1) as resp:
-                    if resp.status == 200:
-                        return
-            time.sleep(0.1)
-        raise RuntimeError("emulator did not become ready; see %s" % self.log.name)
-
-    def _call(self, method, path, body=None):
-        token = base64.b64encode(("%s:%s" % (self.user, self.password)).encode()).decode()
-        req = urllib.request.Request(self.url + path, method=method, data=body,
-                                     headers={"Authorization": "Basic " + token, "Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return json.loads(resp.read() or b"{}")
-
-    def reset_stats(self):
-        self._call("POST", "/emulator/stats/reset", b"{}")
-
-    def stats(self):
-        return self._call("GET", "/emulator/stats")
-
-    def limits(self):
-        core = self._call("GET", "/jmap/session")["capabilities"]["urn:ietf:params:jmap:core"]
-        return core["maxCallsInRequest"], core["maxObjectsInGet"], core["maxObjectsInSet"]
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-        self.log.close()
 
 
 def password_hash():
@@ -177,7 +118,7 @@ def main():
     results = []
     with tempfile.TemporaryDirectory(prefix="tm-bench-") as workdir:
         for n in sizes:
-            emu = Emulator(workdir)
+            emu = EmulatorProcess(workdir)
             try:
                 limits = emu.limits()
                 ops, _accounts, _hashed, n_domains = build_plan(n, "a%d" % n)
@@ -196,7 +137,7 @@ def main():
             ops, accounts, hashed, n_domains = build_plan(n, "loop")
             domains = sorted({a["domain"] for a in accounts})
             counts = {"Domain": n_domains, "Account": n + n_domains * GROUPS_PER_DOMAIN}
-            emu = Emulator(workdir)
+            emu = EmulatorProcess(workdir)
             try:
                 limits = emu.limits()
                 setup = [{"name": "domains and groups", "talentmesh.mail.stalwart_apply": {"plan": ops[:2]}}]
@@ -208,7 +149,7 @@ def main():
                 results.append(measure(emu, workdir, "object-loop-1k", tasks, {"accounts": accounts}, counts, limits))
             finally:
                 emu.stop()
-            emu = Emulator(workdir)
+            emu = EmulatorProcess(workdir)
             try:
                 limits = emu.limits()
                 run_playbook(workdir, "uri-setup", play(setup), {"stalwart_conn": connection(emu)})

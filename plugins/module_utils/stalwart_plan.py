@@ -74,8 +74,8 @@ def differs(prop, desired, current):
     """True when the declared value is not what the server holds. Nested objects compare only declared keys;
     sets and lists compare whole; masked secrets never compare."""
     desired, current = norm(prop, desired), norm(prop, current)
-    if isinstance(desired, str) and desired == MASK:
-        return False
+    if MASK in (desired, current):
+        return False  # secrets are write-only: the server always answers ****
     if isinstance(desired, dict) and isinstance(current, dict):
         if desired and all(v is True for v in desired.values()):
             return set(desired) != set(k for k, v in current.items() if v)

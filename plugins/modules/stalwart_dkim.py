@@ -142,7 +142,7 @@ def main():
                 {"@type": "update", "object": "Domain", "id": dom_id, "value": {"dkimManagement": {"@type": "Manual"}}},
                 {"@type": "upsert", "object": "DkimSignature", "matchOn": ["domainId", "selector"], "value": dict(
                     ("key%d" % i, {"@type": ALGORITHMS[k["algorithm"]], "domainId": dom_id, "selector": k["selector"],
-                                   "privateKey": k["private_key"]}) for i, k in enumerate(p["keys"]))},
+                                   "privateKey": {"@type": "Text", "secret": k["private_key"]}}) for i, k in enumerate(p["keys"]))},
             ])
         result = planner.result()
         signatures = client.get_all("x:DkimSignature", {"domainId": dom_id}, ["selector", "stage", "publicKey", "domainId"])

@@ -2,6 +2,7 @@
 import base64
 import datetime
 import functools
+import os
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
@@ -22,12 +23,33 @@ def selector(template, algorithm):
 
 def generate(algorithm):
     key = ed25519.Ed25519PrivateKey.generate() if "Ed25519" in algorithm else rsa.generate_private_key(65537, 2048)
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()).decode()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return {"@type": "Text", "secret": pem.decode()}
+
+
+def pem_of(private_key):
+    """The PEM text of a SecretText value ({"@type": "Text"|"EnvironmentVariable"|"File", ...})."""
+    if isinstance(private_key, dict):
+        kind = private_key.get("@type")
+        if kind == "Text":
+            return private_key.get("secret")
+        if kind == "EnvironmentVariable":
+            return os.environ.get(private_key.get("variableName", ""))
+        if kind == "File":
+            try:
+                with open(private_key.get("filePath", ""), encoding="utf-8") as handle:
+                    return handle.read()
+            except OSError:
+                return None
+    return private_key
+
+
+def public_key_of(private_key, algorithm):
+    return _public_key_of(pem_of(private_key), algorithm)
 
 
 @functools.lru_cache(maxsize=4096)
-def public_key_of(private_pem, algorithm):
+def _public_key_of(private_pem, algorithm):
     """PEM public key for a PEM private key; ValueError when the key cannot sign with the algorithm."""
     if not isinstance(private_pem, str):
         raise ValueError("private key must be PEM text")
