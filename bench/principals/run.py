@@ -144,7 +144,7 @@ def main():
                 run_playbook(workdir, "loop-setup", play(setup), {"stalwart_conn": connection(emu)})
                 tasks = [{"name": "account", "talentmesh.mail.stalwart_account": {
                     "email": "{{ item.email }}", "description": "{{ item.description }}",
-                    "password": hashed, "member_of": ["{{ item.group }}"]},
+                    "user_password": hashed, "member_of": ["{{ item.group }}"]},
                     "loop": "{{ accounts }}", "no_log": True}]
                 results.append(measure(emu, workdir, "object-loop-1k", tasks, {"accounts": accounts}, counts, limits))
             finally:

@@ -58,6 +58,22 @@ def mask(value):
     return value
 
 
+def secrets_in(value):
+    """Every secret string inside a plan or property tree; modules add them to no_log_values so Ansible masks them in
+    the invocation it echoes, in results and in errors."""
+    found = set()
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in SECRET_KEYS and isinstance(item, str) and item and item != MASK:
+                found.add(item)
+            else:
+                found |= secrets_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            found |= secrets_in(item)
+    return found
+
+
 def describe_set_error(obj_type, key, err):
     kind = err.get("type", "unknown")
     text = "%s %s: %s" % (obj_type, key, kind)

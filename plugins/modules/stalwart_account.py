@@ -27,10 +27,11 @@ options:
     type: str
     choices: [user, group]
     default: user
-  password:
+  user_password:
     description:
-      - Password or password hash (C($argon2id$...), C($6$...), ...) for a user. Plaintext must satisfy the server's
-        password policy. Sent according to O(update_password).
+      - Password or password hash (C($argon2id$...), C($6$...), ...) of the user account (O(password) is the password
+        of the administrator the module connects as). Plaintext must satisfy the server's password policy. Sent
+        according to O(update_password).
     type: str
   update_password:
     description: C(on_create) sets the password only when the account is created; C(always) sends it every run.
@@ -76,7 +77,7 @@ EXAMPLES = r'''
     api_key: "{{ vault_stalwart_api_key }}"
     email: alice@example.com
     description: Alice Example
-    password: "{{ vault_alice_password_hash }}"
+    user_password: "{{ vault_alice_password_hash }}"
     member_of: [ops]
 '''
 
@@ -119,7 +120,7 @@ def main():
     argument_spec.update(
         email=dict(type="str", required=True),
         kind=dict(type="str", choices=["user", "group"], default="user"),
-        password=dict(type="str", no_log=True),
+        user_password=dict(type="str", no_log=True),
         update_password=dict(type="str", choices=["on_create", "always"], default="on_create", no_log=False),
         description=dict(type="str"),
         member_of=dict(type="list", elements="str"),
@@ -141,10 +142,10 @@ def main():
         props["@type"] = p["kind"].capitalize()
         if p["description"] is not None:
             props["description"] = p["description"]
-        if p["password"]:
+        if p["user_password"]:
             if p["kind"] != "user":
-                module.fail_json(msg="password applies to user accounts only")
-            props["credentials"] = {"0": {"@type": "Password", "secret": p["password"]}}
+                module.fail_json(msg="user_password applies to user accounts only")
+            props["credentials"] = {"0": {"@type": "Password", "secret": p["user_password"]}}
         if p["member_of"] is not None:
             props["memberGroupIds"] = group_ids(client, p["member_of"], domain, dom_id)
         if p["role"]:

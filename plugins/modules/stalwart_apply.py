@@ -132,7 +132,7 @@ http_requests:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.talentmesh.mail.plugins.module_utils.stalwart import (
-    STALWART_MUTUALLY_EXCLUSIVE, STALWART_REQUIRED_TOGETHER, StalwartClient, StalwartError, stalwart_argument_spec,
+    STALWART_MUTUALLY_EXCLUSIVE, STALWART_REQUIRED_TOGETHER, StalwartClient, StalwartError, secrets_in, stalwart_argument_spec,
 )
 from ansible_collections.talentmesh.mail.plugins.module_utils.stalwart_plan import Planner, parse_ndjson
 
@@ -157,6 +157,7 @@ def main():
                 module.fail_json(msg="cannot read plan file %s: %s" % (module.params["src"], err.strerror))
         else:
             ops = module.params["plan"]
+        module.no_log_values.update(secrets_in(ops))
         planner = Planner(StalwartClient(module.params), check_mode=module.check_mode,
                           update_password=module.params["update_password"], prune=module.params["prune"],
                           want_diff=module._diff)

@@ -113,7 +113,7 @@ calls:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.talentmesh.mail.plugins.module_utils.stalwart import (
-    STALWART_MUTUALLY_EXCLUSIVE, STALWART_REQUIRED_TOGETHER, StalwartClient, StalwartError, stalwart_argument_spec,
+    STALWART_MUTUALLY_EXCLUSIVE, STALWART_REQUIRED_TOGETHER, StalwartClient, StalwartError, secrets_in, stalwart_argument_spec,
 )
 from ansible_collections.talentmesh.mail.plugins.module_utils.stalwart_plan import ensure_one
 
@@ -131,6 +131,7 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            mutually_exclusive=STALWART_MUTUALLY_EXCLUSIVE, required_together=STALWART_REQUIRED_TOGETHER)
     p = module.params
+    module.no_log_values.update(secrets_in(p["properties"]))
     try:
         result = ensure_one(StalwartClient(p), p["type"], p["key"], p["properties"], p["state"], module.check_mode,
                             p["update_password"], module._diff, p["singleton"])

@@ -360,7 +360,7 @@ class Registry:
             out["publicKey"] = dkim.public_key_of(body["privateKey"], body["@type"])
         self.mask(obj_type, out)
         if properties is not None:
-            out = {k: v for k, v in out.items() if k in properties or k == "id"}
+            out = {k: v for k, v in out.items() if k in properties or k in ("id", "@type")}
         return out
 
     def mask(self, schema_name, value):
