@@ -3,10 +3,7 @@
 By default the project's emulator is started on loopback. With STALWART_URL and STALWART_USER/STALWART_PASSWORD set,
 the contract tests run against that (real) server instead and emulator-only tests are skipped."""
 import base64
-import json
 import os
-import urllib.error
-import urllib.request
 
 import pytest
 

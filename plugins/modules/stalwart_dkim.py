@@ -145,8 +145,7 @@ def main():
                                    "privateKey": {"@type": "Text", "secret": k["private_key"]}}) for i, k in enumerate(p["keys"]))},
             ])
         result = planner.result()
-        signatures = client.get_all("x:DkimSignature", {"domainId": dom_id},
-                                   ["@type", "selector", "stage", "publicKey", "domainId"])
+        signatures = client.get_all("x:DkimSignature", {"domainId": dom_id}, ["@type", "selector", "stage", "publicKey"])
         result["signatures"] = [{"id": s["id"], "selector": s["selector"], "algorithm": s.get("@type"),
                                  "stage": s.get("stage")} for s in signatures]
         result["records"] = [{"name": "%s._domainkey.%s." % (s["selector"], name), "type": "TXT",

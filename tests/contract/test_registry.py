@@ -119,7 +119,7 @@ def test_update_and_destroy_same_id_is_will_destroy(server, domain):
 
 
 def test_query_paging_with_anchor_and_filters(server):
-    names = sorted(unique("page") + ".example.org" for _ in range(7))
+    names = sorted(unique("page") + ".example.org" for dummy in range(7))
     one(server.jmap([["x:Domain/set", {"create": {"n%d" % i: {"name": n} for i, n in enumerate(names)}}, "0"]]))
     everything = one(server.jmap([["x:Domain/query", {"calculateTotal": True}, "0"]]))
     assert everything["total"] >= 7 and everything["queryState"] == "n"
