@@ -14,6 +14,11 @@ WORD = re.compile(r"[A-Za-z0-9]{2,}")
 COMPARATORS = ("IsGreaterThanOrEqual", "IsGreaterThan", "IsLessThanOrEqual", "IsLessThan")
 
 
+CLIENT_TASKS = {"DkimManagement", "DnsManagement", "AcmeRenewal", "AccountMaintenance", "TenantMaintenance",
+                "StoreMaintenance", "SpamFilterMaintenance", "IndexDocument", "UnindexDocument", "IndexTrace"}
+RESTORE = re.compile(r"^restore-(\d+)$")
+
+
 class Context:
     """Per-request state: creation ids (request-level createdIds plus those created now) and the caller."""
 
@@ -21,6 +26,12 @@ class Context:
         self.created = created
         self.account_id = account_id
         self.stats = stats
+
+    def resolve(self, value):
+        """An id as sent by the client: "#cid" creation references become the created id (unknown ones stay)."""
+        if isinstance(value, str) and value.startswith("#"):
+            return self.created.get(value[1:], value)
+        return value
 
     def ref(self, value, object_name, path):
         if value.startswith("#"):
@@ -37,9 +48,22 @@ def words(text):
 
 
 class Methods:
-    def __init__(self, registry):
+    def __init__(self, registry, local_config=None):
         self.reg = registry
         self.cat = registry.cat
+        # node-local singletons that live in a file rather than in the shared store: {type: (load, save)}
+        self.local = {"x:DataStore": local_config} if local_config else {}
+
+    def load_singleton(self, tx, obj_type):
+        if obj_type in self.local:
+            return self.local[obj_type][0]()
+        return self.reg.singleton(tx, obj_type)
+
+    def save_singleton(self, tx, obj_type, value):
+        if obj_type in self.local:
+            self.local[obj_type][1](value)
+        else:
+            tx.put(obj_type, ids.SINGLETON, value)
 
     # ------------------------------------------------------------------------------------------------ dispatch
     def call(self, tx, name, args, ctx):
@@ -55,6 +79,8 @@ class Methods:
             raise MethodError("invalidArguments", "Actions cannot be queried")
         if obj_type == "x:Bootstrap":
             raise MethodError("forbidden", "The Bootstrap object is only available in bootstrap mode.")
+        if obj_type == "x:ClusterNode" and op == "set":
+            raise MethodError("forbidden", "Cluster nodes are managed by the servers themselves.")
         result = getattr(self, op)(tx, obj_type, kind, args, ctx)
         result = dict({"accountId": ctx.account_id}, **result)
         return result
@@ -67,7 +93,7 @@ class Methods:
             properties = set(properties) | {"id"}
         if kind == "singleton":
             if wanted is None or ids.SINGLETON in wanted:
-                body = self.reg.singleton(tx, obj_type)
+                body = self.load_singleton(tx, obj_type)
                 return {"list": [self.reg.present(tx, obj_type, ids.SINGLETON, body, properties)],
                         "notFound": [i for i in (wanted or []) if i != ids.SINGLETON]}
             return {"list": [], "notFound": list(wanted)}
@@ -173,41 +199,47 @@ class Methods:
     def set(self, tx, obj_type, kind, args, ctx):
         create = args.get("create") or {}
         update = args.get("update") or {}
-        destroy = args.get("destroy") or []
+        destroy = [ctx.resolve(obj_id) for obj_id in args.get("destroy") or []]
         if len(create) + len(update) + len(destroy) > MAX_SET:
             raise MethodError("requestTooLarge", "Too many objects in one /set (max %d)" % MAX_SET)
         out = {"created": {}, "notCreated": {}, "updated": {}, "notUpdated": {}, "destroyed": [], "notDestroyed": {}}
         for cid, body in create.items():
             try:
                 out["created"][cid] = self._create(tx, obj_type, kind, cid, body, ctx)
-                ctx.stats.count_object("created")
+                ctx.stats.count_object("created", obj_type)
             except SetError as err:
                 out["notCreated"][cid] = err.body
         for obj_id, patch in update.items():
-            real = ctx.created.get(obj_id[1:], obj_id) if obj_id.startswith("#") else obj_id
+            real = ctx.resolve(obj_id)
             try:
                 if real in destroy:
                     raise SetError("willDestroy", "ID will be destroyed.")
                 self._update(tx, obj_type, kind, real, patch, ctx)
                 out["updated"][obj_id] = None
-                ctx.stats.count_object("updated")
+                ctx.stats.count_object("updated", obj_type)
             except SetError as err:
                 out["notUpdated"][obj_id] = err.body
         for obj_id in destroy:
             try:
                 self._destroy(tx, obj_type, kind, obj_id, ctx)
                 out["destroyed"].append(obj_id)
-                ctx.stats.count_object("destroyed")
+                ctx.stats.count_object("destroyed", obj_type)
             except SetError as err:
                 out["notDestroyed"][obj_id] = err.body
         return {k: (v or None) for k, v in out.items()}
+
+    def create(self, tx, obj_type, cid, body, ctx):
+        """Create one object with every rule applied (used by bootstrap); raises SetError."""
+        result = self._create(tx, obj_type, self.cat.kind(obj_type), cid, body, ctx)
+        ctx.stats.count_object("created", obj_type)
+        return result
 
     def _create(self, tx, obj_type, kind, cid, body, ctx):
         if not isinstance(body, dict):
             raise SetError("invalidPatch", "Invalid object")
         if kind == "singleton":
             value = self.reg.coerce_object(obj_type, body, "", ctx)
-            tx.put(obj_type, ids.SINGLETON, value)
+            self.save_singleton(tx, obj_type, value)
             ctx.created[cid] = ids.SINGLETON
             return {"id": ids.SINGLETON}
         if obj_type == "x:Action":
@@ -215,10 +247,12 @@ class Methods:
             return {"id": ids.snowflake()}
         if obj_type in ("x:ApiKey", "x:AppPassword"):
             return self._create_credential(tx, obj_type, cid, body, ctx)
+        if obj_type == "x:Task" and body.get("@type") not in CLIENT_TASKS:
+            raise SetError("forbidden", "Task type %s cannot be created by clients." % body.get("@type"))
         value = self.reg.coerce_object(obj_type, body, "", ctx)
         if obj_type == "x:Task":
             return self._create_task(tx, cid, value, ctx)
-        new_id = ids.encode(tx.next_id(obj_type)) if obj_type in self.reg_seq() else ids.snowflake()
+        new_id = self._new_id(tx, obj_type, cid)
         self.reg.apply_rules(tx, obj_type, new_id, value, None)
         self.reg.check_foreign_keys(tx, obj_type, value)
         if "createdAt" in self._props(obj_type, value):
@@ -228,6 +262,22 @@ class Methods:
         ctx.created[cid] = new_id
         self.reg.after_create(tx, obj_type, new_id, value, ctx)
         return {"id": new_id}
+
+    def _new_id(self, tx, obj_type, cid):
+        """Sequential ids for OBJ_SEQ_ID types (never reused), snowflakes otherwise; `restore-<n>` in recovery mode."""
+        if obj_type not in self.reg_seq():
+            return ids.snowflake()
+        restore = RESTORE.match(cid) if obj_type == "x:Account" and self.reg.recovery_mode else None
+        if restore:
+            new_id = ids.encode(int(restore.group(1)))
+            if tx.get(obj_type, new_id) is not None:
+                raise SetError("primaryKeyViolation", "Account id %s is already in use." % new_id,
+                               objectId={"object": "Account", "id": new_id})
+            return new_id
+        while True:
+            new_id = ids.encode(tx.next_id(obj_type))
+            if tx.get(obj_type, new_id) is None:
+                return new_id
 
     @staticmethod
     def reg_seq():
@@ -245,7 +295,7 @@ class Methods:
         if kind == "singleton":
             if obj_id != ids.SINGLETON:
                 raise SetError("notFound")
-            old = self.reg.singleton(tx, obj_type)
+            old = self.load_singleton(tx, obj_type)
         else:
             old = tx.get(obj_type, obj_id)
             if old is None:
@@ -264,11 +314,14 @@ class Methods:
         if kind != "singleton":
             self.reg.apply_rules(tx, obj_type, obj_id, value, old)
         self.reg.check_foreign_keys(tx, obj_type, value)
+        if kind == "singleton":
+            self.save_singleton(tx, obj_type, value)
+            return
         tx.put(obj_type, obj_id, value)
         self._index(tx, obj_type, obj_id, old, value)
         if obj_type == "x:Domain" and old.get("dkimManagement", {}).get("@type") != "Automatic" \
                 and value.get("dkimManagement", {}).get("@type") == "Automatic":
-            self.reg.generate_dkim(tx, obj_id, value)
+            self.reg.schedule_dkim(tx, obj_id, value)
 
     def _destroy(self, tx, obj_type, kind, obj_id, ctx):
         if kind == "singleton":
@@ -297,14 +350,14 @@ class Methods:
 
     # ------------------------------------------------------------------------------------------------ tasks, keys
     def _create_task(self, tx, cid, value, ctx):
-        kind = value.get("@type")
-        if kind == "DkimManagement":
-            domain = tx.get("x:Domain", value.get("domainId"))
-            if domain is None:
-                raise SetError("invalidForeignKey", objectId={"object": "Domain", "id": value.get("domainId")})
-            self.reg.generate_dkim(tx, value["domainId"], domain)
+        """DkimManagement runs synchronously in normal mode (the task is then complete and leaves the queue);
+        other client tasks, and every task in recovery mode, stay queued as x:Task objects."""
+        self.reg.check_foreign_keys(tx, "x:Task", value)
         new_id = ids.snowflake()
-        tx.put("x:Task", new_id, value)
+        if value.get("@type") == "DkimManagement" and not self.reg.recovery_mode:
+            self.reg.generate_dkim(tx, value["domainId"], tx.get("x:Domain", value["domainId"]))
+        else:
+            tx.put("x:Task", new_id, value)
         ctx.created[cid] = new_id
         return {"id": new_id}
 

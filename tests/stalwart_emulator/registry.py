@@ -3,7 +3,7 @@ import copy
 import datetime
 import re
 
-from . import dkim, dns, ids, passwords
+from . import dkim, dns, ids, passwords, validate
 from .schema import UNIQUE
 
 SECRET_MASK = "****"
@@ -72,12 +72,20 @@ def normalise_email(addr, prop):
 class Registry:
     """Stateless over a Tx: every method takes the transaction it works in."""
 
-    def __init__(self, catalog, hostname="localhost"):
+    def __init__(self, catalog, hostname="localhost", recovery_mode=False):
         self.cat = catalog
         self.hostname = hostname
+        self.recovery_mode = recovery_mode
+        self._defaults = {}
 
     # ------------------------------------------------------------------------------------------------ defaults
     def default_object(self, schema_name, variant=None):
+        key = (schema_name, variant)
+        if key not in self._defaults:
+            self._defaults[key] = self._default_object(schema_name, variant)
+        return copy.deepcopy(self._defaults[key])
+
+    def _default_object(self, schema_name, variant=None):
         variants = self.cat.variants(schema_name)
         names = [name for name, dummy in variants]
         if variant is None:
@@ -190,7 +198,30 @@ class Registry:
                 continue
             if base.get(prop) is None and not spec["type"].get("nullable") and spec["type"]["type"] in ("string", "objectId", "number"):
                 raise SetError("validationFailed", validationErrors=[{"type": "Required", "property": (path + "/" + prop).lstrip("/")}])
+        if not path:
+            if existing is not None:
+                self.restore_masked(schema_name, base, existing)
+            errors = validate.check_object(self.cat, schema_name, base)
+            if errors:
+                raise SetError("validationFailed", validationErrors=errors)
         return base
+
+    def restore_masked(self, schema_name, value, old):
+        """Writing the mask "****" back into a secret keeps the stored secret (same path, same variant)."""
+        if not isinstance(value, dict) or not isinstance(old, dict) or value.get("@type") != old.get("@type"):
+            return
+        variants = dict(self.cat.variants(schema_name))
+        field_schema = self.field_schema_of(schema_name, variants, value)
+        for prop, spec in self.cat.properties(field_schema).items():
+            ptype, item = spec["type"], value.get(prop)
+            if ptype["type"] == "string" and ptype.get("format") in ("secret", "secretText"):
+                if item == SECRET_MASK and old.get(prop) is not None:
+                    value[prop] = old[prop]
+            elif ptype["type"] == "object":
+                self.restore_masked(ptype["objectName"], item, old.get(prop))
+            elif ptype["type"] == "objectList" and isinstance(item, dict) and isinstance(old.get(prop), dict):
+                for pos, entry in item.items():
+                    self.restore_masked(ptype["objectName"], entry, old[prop].get(pos))
 
     # ------------------------------------------------------------------------------------------------ references
     def walk_refs(self, schema_name, value):
@@ -384,7 +415,25 @@ class Registry:
     # ------------------------------------------------------------------------------------------------ side effects
     def after_create(self, tx, obj_type, obj_id, body, ctx):
         if obj_type == "x:Domain" and body.get("dkimManagement", {}).get("@type") == "Automatic":
-            self.generate_dkim(tx, obj_id, body)
+            self.schedule_dkim(tx, obj_id, body)
+
+    def schedule_dkim(self, tx, domain_id, domain):
+        """Normal mode: run the DkimManagement task now (synchronously). Recovery mode runs no tasks: queue it."""
+        if self.recovery_mode:
+            task = self.default_object("x:Task", "DkimManagement")
+            task["domainId"] = domain_id
+            tx.put("x:Task", ids.snowflake(), task)
+            return []
+        return self.generate_dkim(tx, domain_id, domain)
+
+    def run_pending_tasks(self, tx):
+        """On a normal start, execute the DkimManagement tasks queued while in recovery mode."""
+        for task_id, task in list(tx.all("x:Task").items()):
+            if task.get("@type") == "DkimManagement":
+                domain = tx.get("x:Domain", task.get("domainId"))
+                if domain is not None:
+                    self.generate_dkim(tx, task["domainId"], domain)
+                tx.delete("x:Task", task_id)
 
     def generate_dkim(self, tx, domain_id, domain):
         settings = domain.get("dkimManagement") or {}

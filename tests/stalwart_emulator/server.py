@@ -14,6 +14,7 @@ import traceback
 
 from . import VERSION, ids, passwords
 from .methods import MAX_GET, MAX_SET, Context, Methods
+from .bootstrap import Bootstrap, generated_password
 from .registry import MethodError, Registry
 from .schema import Catalog
 from .store import open_store
@@ -41,14 +42,27 @@ class Stats:
             self.http = collections.Counter()
             self.methods = collections.Counter()
             self.objects = collections.Counter()
+            self.by_type = collections.defaultdict(collections.Counter)
 
-    def count_object(self, what):
+    def count_http(self, path):
+        with self.lock:
+            self.http[path] += 1
+
+    def count_method(self, name):
+        with self.lock:
+            self.methods[name] += 1
+
+    def count_object(self, what, obj_type=None):
         with self.lock:
             self.objects[what] += 1
+            if obj_type:
+                self.by_type[obj_type][what] += 1
 
     def snapshot(self):
         with self.lock:
-            return {"http": dict(self.http), "methods": dict(self.methods), "objects": dict(self.objects)}
+            return {"http": dict(self.http), "methods": dict(self.methods), "objects": dict(self.objects),
+                    "objectsByType": {t: dict(c) for t, c in self.by_type.items()},
+                    "jmapCalls": sum(self.methods.values()), "httpRequests": sum(self.http.values())}
 
 
 class Problem(Exception):
@@ -75,24 +89,69 @@ class Emulator:
         self.config_path = config_path
         self.catalog = Catalog()
         self.hostname = (os.environ.get("STALWART_HOSTNAME") or socket_hostname()).lower()
-        self.registry = Registry(self.catalog, self.hostname)
-        self.methods = Methods(self.registry)
+        self.recovery_mode = os.environ.get("STALWART_RECOVERY_MODE", "").strip().lower() in ("1", "true", "yes")
+        self.registry = Registry(self.catalog, self.hostname, recovery_mode=self.recovery_mode)
+        self.methods = Methods(self.registry, local_config=(self.read_config, self.write_config))
         self.stats = Stats()
         self.recovery = parse_recovery(os.environ.get("STALWART_RECOVERY_ADMIN"))
         self.auth_cache = {}
+        self.auth_lock = threading.Lock()
         self.store = None
+        self.bootstrapper = Bootstrap(self)
+        self.bootstrap_lock = threading.Lock()
         if os.path.exists(config_path):
-            with open(config_path, encoding="utf-8") as handle:
-                self.open(json.load(handle))
+            self.open(self.read_config())
+        elif not self.recovery:
+            # like the real server: with no pinned recovery admin, bootstrap mode prints a random admin password
+            self.recovery = ("admin", generated_password())
+            print("Bootstrap mode: sign in as 'admin' with password %s" % self.recovery[1], flush=True)
 
     @property
     def bootstrap(self):
         return self.store is None
 
-    def open(self, datastore):
-        self.store = open_store(datastore)
-        with self.store.transaction() as tx:
+    @property
+    def mode(self):
+        return "bootstrap" if self.bootstrap else ("recovery" if self.recovery_mode else "normal")
+
+    # config.json is the x:DataStore singleton of this node
+    def read_config(self):
+        with open(self.config_path, encoding="utf-8") as handle:
+            try:
+                value = json.load(handle)
+            except ValueError as err:
+                raise SystemExit("Failed to parse %s: %s" % (self.config_path, err)) from None
+        if not isinstance(value, dict) or "@type" not in value:
+            raise SystemExit("Failed to parse %s: expected one DataStore object with an @type" % self.config_path)
+        return value
+
+    def write_config(self, datastore):
+        directory = os.path.dirname(os.path.abspath(self.config_path))
+        os.makedirs(directory, exist_ok=True)
+        tmp = "%s.tmp-%d" % (self.config_path, os.getpid())
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(datastore, handle, separators=(",", ":"))
+        os.chmod(tmp, 0o640)
+        os.replace(tmp, self.config_path)
+
+    def open(self, datastore, write_config=False):
+        store = open_store(datastore)
+        with store.transaction() as tx:
             self.seed(tx)
+            if not self.recovery_mode:
+                self.registry.run_pending_tasks(tx)
+        if write_config:
+            self.write_config(datastore)
+        self.store = store
+
+    def finish_bootstrap(self):
+        self.auth_cache.clear()
+        print("Bootstrap completed: config.json written to %s; now in %s mode" % (self.config_path, self.mode), flush=True)
+
+    def abort_bootstrap(self):
+        self.store = None
+        if os.path.exists(self.config_path):
+            os.remove(self.config_path)
 
     def seed(self, tx):
         """What the real server creates on first start."""
@@ -233,14 +292,17 @@ class Emulator:
             if not (isinstance(call, list) and len(call) == 3 and isinstance(call[0], str) and isinstance(call[1], dict)):
                 raise request_error("notRequest", "Each method call is [name, arguments, callId]")
             name, args, call_id = call
-            self.stats.methods[name] += 1
+            self.stats.count_method(name)
             try:
                 args = resolve_references(args, responses)
                 account = args.get("accountId")
                 if account not in (None, principal["account"]) and not principal["admin"]:
                     raise MethodError("accountNotFound")
                 if self.bootstrap:
-                    raise MethodError("forbidden", "The server is in bootstrap mode. Only the 'Bootstrap' object type can be accessed.")
+                    with self.bootstrap_lock:
+                        if self.bootstrap:
+                            responses.append([name, self.bootstrapper.call(name, args, ctx), call_id])
+                            continue
                 if not principal["admin"]:
                     raise MethodError("forbidden", "You do not have permission to perform this action.")
                 if account:
@@ -352,7 +414,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         path = self.path.split("?")[0]
-        self.emu.stats.http[path if not path.startswith("/api/schema/") else "/api/schema/*"] += 1
+        self.emu.stats.count_http(path if not path.startswith("/api/schema/") else "/api/schema/*")
         try:
             if path == "/healthz/live":
                 return self._send(200, {"type": "about:blank", "status": 200, "title": "OK"}, "application/problem+json")
@@ -387,7 +449,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self):
         path = self.path.split("?")[0]
-        self.emu.stats.http[path] += 1
+        self.emu.stats.count_http(path)
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         try:
@@ -427,7 +489,7 @@ def serve(config_path):
         https_srv.socket = ctx.wrap_socket(https_srv.socket, server_side=True)
         https_srv.emulator = emulator
         servers.append(https_srv)
-    mode = "bootstrap" if emulator.bootstrap else ("recovery" if os.environ.get("STALWART_RECOVERY_MODE") in ("1", "true") else "normal")
+    mode = emulator.mode
     print("stalwart emulator %s: %s mode, listening on %s" % (VERSION, mode, ", ".join(
         "%s:%d" % s.server_address[:2] for s in servers)), flush=True)
     for srv in servers[1:]:
