@@ -71,6 +71,8 @@ build: venv ## build the collection tarball and check it installs with roles res
 test: setup lint sanity units emulator-tests role-tests build molecule ## everything CI runs
 
 lab: venv images ## create the podman lab hosts and run site.yml against inventories/lab
+	bash tests/artifacts/build_seaweedfs.sh >/dev/null
+	bash tests/artifacts/build_dragonfly.sh >/dev/null
 	$(BIN)/ansible-playbook playbooks/lab-up.yml
 	$(BIN)/ansible-playbook -i inventories/lab site.yml
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Serve a directory over HTTP in the background for tests (artifact downloads from test containers).
 
     serve.py start --dir DIR --pidfile FILE [--log LOG] [--bind ADDR] [--port PORT]   # prints the base URL
@@ -75,7 +74,7 @@ def stop(args):
     current = _read(args.state)
     if current and _alive(current["pid"]):
         os.kill(current["pid"], signal.SIGTERM)
-        for _ in range(50):
+        for _attempt in range(50):
             if not _alive(current["pid"]):
                 break
             time.sleep(0.1)

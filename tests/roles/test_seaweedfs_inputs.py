@@ -125,7 +125,7 @@ def fixture_artifact(tmp_path_factory):
 
 
 def test_checksum_mismatch_on_download_installs_nothing(tmp_path, artifact):
-    url, sha256, _ = artifact
+    url, sha256, dummy = artifact
     wrong = hashlib.sha256(b"something else").hexdigest()
     assert wrong != sha256
     rc, output = run_role(tmp_path, {"seaweedfs_artifact_url": url, "seaweedfs_artifact_sha256": wrong,
@@ -138,7 +138,7 @@ def test_checksum_mismatch_on_download_installs_nothing(tmp_path, artifact):
 
 
 def test_checksum_mismatch_on_controller_file_installs_nothing(tmp_path, artifact):
-    _, sha256, path = artifact
+    dummy, sha256, path = artifact
     rc, output = run_role(tmp_path, {"seaweedfs_artifact_path": path, "seaweedfs_artifact_sha256": "f" * 64,
                                      "seaweedfs_version": "0.0"})
     assert rc != 0, output
