@@ -4,6 +4,16 @@ import zlib
 from . import dkim
 
 TTL = 3600
+# SystemSettings.services (ServiceProtocol, cleartext) -> SRV records (RFC 6186, RFC 6764, RFC 8620, RFC 5804)
+SRV = {
+    ("imap", False): [("_imaps._tcp", 993)], ("imap", True): [("_imaps._tcp", 993), ("_imap._tcp", 143)],
+    ("pop3", False): [("_pop3s._tcp", 995)], ("pop3", True): [("_pop3s._tcp", 995), ("_pop3._tcp", 110)],
+    ("smtp", False): [("_submissions._tcp", 465)], ("smtp", True): [("_submissions._tcp", 465), ("_submission._tcp", 587)],
+    ("jmap", False): [("_jmap._tcp", 443)], ("jmap", True): [("_jmap._tcp", 443)],
+    ("caldav", False): [("_caldavs._tcp", 443)], ("caldav", True): [("_caldavs._tcp", 443), ("_caldav._tcp", 80)],
+    ("carddav", False): [("_carddavs._tcp", 443)], ("carddav", True): [("_carddavs._tcp", 443), ("_carddav._tcp", 80)],
+    ("managesieve", False): [("_sieve._tcp", 4190)], ("managesieve", True): [("_sieve._tcp", 4190)],
+}
 
 
 def _txt(value):
@@ -33,9 +43,12 @@ def zone_file(registry, tx, domain_id, domain):
     lines.append("_smtp._tls.%s %d IN TXT %s" % (origin, TTL, _txt("v=TLSRPTv1; rua=%s" % report)))
     lines.append("mta-sts.%s %d IN CNAME %s." % (origin, TTL, host))
     lines.append("_mta-sts.%s %d IN TXT %s" % (origin, TTL, _txt("v=STSv1; id=%s" % zlib.crc32(("%s|%s" % (name, host)).encode()))))
-    for service, port in (("_imaps._tcp", 993), ("_submissions._tcp", 465), ("_jmap._tcp", 443), ("_caldavs._tcp", 443),
-                          ("_carddavs._tcp", 443), ("_sieve._tcp", 4190)):
-        lines.append("%s.%s %d IN SRV 0 1 %d %s." % (service, origin, TTL, port, host))
+    services = settings.get("services") or {}
+    for protocol in sorted(services):
+        entry = services[protocol] or {}
+        target = (entry.get("hostname") or host).rstrip(".")
+        for label, port in SRV.get((protocol, bool(entry.get("cleartext"))), ()):
+            lines.append("%s.%s %d IN SRV 0 1 %d %s." % (label, origin, TTL, port, target))
     lines.append("autoconfig.%s %d IN CNAME %s." % (origin, TTL, host))
     lines.append("autodiscover.%s %d IN CNAME %s." % (origin, TTL, host))
     lines.append("ua-auto-config.%s %d IN CNAME %s." % (origin, TTL, host))

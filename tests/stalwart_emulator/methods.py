@@ -11,6 +11,8 @@ MAX_GET = 500
 MAX_SET = 500
 MAX_QUERY = 5000
 WORD = re.compile(r"[A-Za-z0-9]{2,}")
+# text conditions matched word by word (whole words, every word required); other text filters are exact keywords
+WORD_FIELDS = {"text", "description", "subjectAlternativeNames"}
 COMPARATORS = ("IsGreaterThanOrEqual", "IsGreaterThan", "IsLessThanOrEqual", "IsLessThan")
 
 
@@ -41,6 +43,13 @@ class Context:
                                objectId={"object": short(object_name.split("/")[0]), "id": value})
             return resolved
         return value
+
+
+def text_of(value):
+    """Indexable text of a property: strings as-is, set members and list entries' names joined."""
+    if isinstance(value, dict):
+        return " ".join(k if v is True else text_of(v.get("name") if isinstance(v, dict) else v) for k, v in value.items())
+    return "" if value is None else str(value)
 
 
 def words(text):
@@ -152,7 +161,7 @@ class Methods:
         matched = [obj_id for obj_id, body in objects.items() if all(self._match(obj_type, body, c, label) for c in checks)]
         sort = (args.get("sort") or [{"property": "id", "isAscending": False}])[0]
         prop = sort.get("property", "id")
-        if prop != "id" and (prop not in allowed or allowed[prop] == "text" or prop == "text"):
+        if prop != "id" and (prop not in allowed or prop in WORD_FIELDS):
             raise MethodError("unsupportedSort", "Property %s is not supported for sorting" % prop)
         reverse = not sort.get("isAscending", True)
         if prop == "id":
@@ -179,7 +188,7 @@ class Methods:
     def _match(self, obj_type, body, check, label):
         prop, op, value, ftype = check
         if prop == "text":
-            have = words(" ".join(str(body.get(k) or "") for k in (label, "name", "description", "selector")))
+            have = words(" ".join(text_of(body.get(k)) for k in (label, "name", "description", "selector", "aliases")))
             return words(value) <= have
         current = body.get(prop)
         if op != "eq":
@@ -189,8 +198,8 @@ class Methods:
                     "IsLessThan": current < value, "IsLessThanOrEqual": current <= value}[op]
         if isinstance(current, dict) and ftype == "objectId":
             return value in current
-        if ftype == "text" and prop != "name":
-            return words(value) <= words(str(current or ""))
+        if prop in WORD_FIELDS:
+            return words(value) <= words(text_of(current))
         if isinstance(current, str) and isinstance(value, str):
             return current.lower() == value.lower()
         return current == value

@@ -2,9 +2,9 @@
 import copy
 import datetime
 import re
+import sys
 
 from . import dkim, dns, ids, passwords, validate
-from .schema import UNIQUE
 
 SECRET_MASK = "****"
 RESERVED_TLDS = {"test", "localhost", "local", "internal", "lan", "home", "corp", "intranet", "private", "localdomain"}
@@ -193,9 +193,12 @@ class Registry:
                 raise SetError("invalidPatch", "Cannot modify read-only property", properties=[sub])
             base[key] = self.coerce(spec["type"], item, sub, ctx)
         defaults = self.cat.defaults(field_schema)
+        lenient = not path and self.cat.kind(schema_name) == "singleton"
         for prop, spec in props.items():
             if spec.get("update") == "serverSet" or prop in defaults:
                 continue
+            if lenient and spec["type"]["type"] == "objectId" and prop not in value:
+                continue  # a singleton reference never set (e.g. defaultDomainId before any domain exists)
             if base.get(prop) is None and not spec["type"].get("nullable") and spec["type"]["type"] in ("string", "objectId", "number"):
                 raise SetError("validationFailed", validationErrors=[{"type": "Required", "property": (path + "/" + prop).lstrip("/")}])
         if not path:
@@ -327,8 +330,8 @@ class Registry:
                                    objectId={"object": short(holder[0]), "id": holder[1]})
             if obj_type == "x:Account" and body.get("@type") == "User":
                 self.apply_credentials(tx, body, old)
-        elif obj_type in UNIQUE:
-            keys = UNIQUE[obj_type]
+        elif obj_type in self.cat.unique:
+            keys = self.cat.unique[obj_type]
             mine = tuple(body.get(k) for k in keys)
             for other_id, other in tx.all(obj_type).items():
                 if other_id != obj_id and tuple(other.get(k) for k in keys) == mine:
@@ -389,10 +392,27 @@ class Registry:
             out["dnsZoneFile"] = dns.zone_file(self, tx, obj_id, body)
         if obj_type == "x:DkimSignature":
             out["publicKey"] = dkim.public_key_of(body["privateKey"], body["@type"])
+        if obj_type in ("x:Account", "x:Tenant"):
+            out["usedDiskQuota"] = body.get("usedDiskQuota") or 0
+        if obj_type == "x:AcmeProvider":
+            out["description"] = "%s (%s)" % (body.get("directory"), body.get("accountUri") or "unregistered")
+        for prop, empty in self.shape(obj_type, body.get("@type")):
+            if prop not in out:
+                out[prop] = copy.copy(empty)
         self.mask(obj_type, out)
         if properties is not None:
             out = {k: v for k, v in out.items() if k in properties or k in ("id", "@type")}
         return out
+
+    def shape(self, obj_type, variant):
+        """[(property, value when unset)] of a type's variant: null, or {} for sets, lists and maps."""
+        key = ("shape", obj_type, variant)
+        if key not in self._defaults:
+            variants = dict(self.cat.variants(obj_type))
+            field_schema = variants.get(variant) if self.cat.is_multi(obj_type) else next(iter(variants.values()), None)
+            self._defaults[key] = [(prop, {} if spec["type"]["type"] in ("set", "objectList", "map") else None)
+                                   for prop, spec in self.cat.properties(field_schema).items()]
+        return self._defaults[key]
 
     def mask(self, schema_name, value):
         if not isinstance(value, dict):
@@ -436,6 +456,9 @@ class Registry:
                 tx.delete("x:Task", task_id)
 
     def generate_dkim(self, tx, domain_id, domain):
+        if not dkim.AVAILABLE:
+            sys.stderr.write("DkimManagement task for domain %s skipped: 'cryptography' is not installed\n" % domain_id)
+            return []
         settings = domain.get("dkimManagement") or {}
         algorithms = settings.get("algorithms") or {"Dkim1Ed25519Sha256": True, "Dkim1RsaSha256": True}
         template = settings.get("selectorTemplate") or "v{version}-{algorithm}-{date-%Y%m%d}"

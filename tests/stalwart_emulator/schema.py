@@ -13,7 +13,7 @@ UNIQUE = {
     "x:NetworkListener": ("name",), "x:ClusterRole": ("name",), "x:OAuthClient": ("clientId",),
     "x:AllowedIp": ("address",), "x:BlockedIp": ("address",), "x:SpamRule": ("name",), "x:SpamDnsblServer": ("name",),
     "x:SpamTag": ("tag",), "x:SpamFileExtension": ("extension",), "x:MemoryLookupKey": ("namespace", "key"),
-    "x:SieveSystemScript": ("name",), "x:MtaRoute": ("name",), "x:Role": ("description",),
+    "x:SieveSystemScript": ("name",),
 }
 
 
@@ -29,6 +29,13 @@ class Catalog:
         self.lists = data["lists"]
         self.enums = {name: {v["name"] for v in values} for name, values in data["enums"].items()}
         self._filters = {}
+        # every Mta* collection with a `name` is unique on it (MtaRoute, MtaVirtualQueue, MtaMilter, ...)
+        self.unique = dict(UNIQUE)
+        for obj_type, info in self.objects.items():
+            if obj_type.startswith("x:Mta") and info.get("type") == "object" and obj_type not in self.unique:
+                if all("name" in self.properties(fs) for dummy, fs in self.variants(obj_type) if fs):
+                    if any(fs for dummy, fs in self.variants(obj_type)):
+                        self.unique[obj_type] = ("name",)
 
     # --- object types -------------------------------------------------------------------------------------------
     def kind(self, obj_type):

@@ -171,6 +171,10 @@ class Emulator:
                 body = self.registry.default_object("x:NetworkListener")
                 body.update(name=name, protocol=protocol, bind={bind: True}, tlsImplicit=implicit)
                 tx.put("x:NetworkListener", ids.snowflake(), body)
+        if tx.get("x:SystemSettings", ids.SINGLETON) is None:
+            settings = self.registry.default_object("x:SystemSettings")
+            settings["defaultHostname"] = self.hostname
+            tx.put("x:SystemSettings", ids.SINGLETON, settings)
         lease = {"nodeId": 1, "hostname": self.hostname, "lastRenewal": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                  "status": "active"}
         nodes = tx.all("x:ClusterNode")
