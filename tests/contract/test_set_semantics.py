@@ -29,7 +29,9 @@ def err(resp, index=0):
 def pbkdf2(password):
     salt = os.urandom(16)
     digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, 1000)
-    enc = lambda raw: base64.b64encode(raw).decode().rstrip("=")  # noqa: E731
+
+    def enc(raw):
+        return base64.b64encode(raw).decode().rstrip("=")
     return "$pbkdf2-sha256$i=1000,l=32$%s$%s" % (enc(salt), enc(digest))
 
 
@@ -146,8 +148,8 @@ def test_listener_names_unique_and_immutable(server):
 
 def test_default_domain_cannot_be_destroyed(server, dom):
     before = ok(server.jmap([["x:SystemSettings/get", {"ids": ["singleton"], "properties": ["defaultDomainId"]}, "0"]]))["list"][0]
-    other = ok(server.jmap([["x:Domain/set", {"create": {"d": {"name": unique("def") + ".example.com",
-                                                             "dkimManagement": {"@type": "Manual"}}}}, "0"]]))["created"]["d"]["id"]
+    new_domain = {"name": unique("def") + ".example.com", "dkimManagement": {"@type": "Manual"}}
+    other = ok(server.jmap([["x:Domain/set", {"create": {"d": new_domain}}, "0"]]))["created"]["d"]["id"]
     ok(server.jmap([["x:SystemSettings/set", {"update": {"singleton": {"defaultDomainId": other}}}, "0"]]))
     try:
         linked = ok(server.jmap([["x:Domain/set", {"destroy": [other]}, "0"]]))["notDestroyed"][other]
@@ -222,8 +224,8 @@ def test_dkim_task_rotates_keys(server, dom):
 
 def test_result_references_over_lists(server):
     names = [unique("ref") + ".example.org" for dummy in range(3)]
-    created = ok(server.jmap([["x:Domain/set", {"create": {str(i): {"name": n, "dkimManagement": {"@type": "Manual"}}
-                                                            for i, n in enumerate(names)}}, "0"]]))["created"]
+    creates = {str(i): {"name": n, "dkimManagement": {"@type": "Manual"}} for i, n in enumerate(names)}
+    created = ok(server.jmap([["x:Domain/set", {"create": creates}, "0"]]))["created"]
     ids = [created[str(i)]["id"] for i in range(3)]
     resp = server.jmap([["x:Domain/get", {"ids": ids, "properties": ["name"]}, "g"],
                         ["x:Domain/set", {"#destroy": {"resultOf": "g", "name": "x:Domain/get", "path": "/list/*/id"}}, "d"],
@@ -269,10 +271,9 @@ def test_query_semantics(server, dom):
     assert err(resp, 5)["type"] == "unsupportedSort"
     page = ok(resp, 6)
     assert len(page["ids"]) == 2 and page["limit"] == 2 and page["total"] >= 6
-    names = ok(server.jmap([["x:Account/query", {"filter": {"domainId": dom["id"], "@type": "User"},
-                                                "sort": [{"property": "name", "isAscending": True}]}, "0"],
-                            ["x:Account/get", {"#ids": {"resultOf": "0", "name": "x:Account/query", "path": "/ids"},
-                                               "properties": ["name"]}, "1"]]), 1)["list"]
+    query = {"filter": {"domainId": dom["id"], "@type": "User"}, "sort": [{"property": "name", "isAscending": True}]}
+    get = {"#ids": {"resultOf": "0", "name": "x:Account/query", "path": "/ids"}, "properties": ["name"]}
+    names = ok(server.jmap([["x:Account/query", query, "0"], ["x:Account/get", get, "1"]]), 1)["list"]
     ordered = [n["name"] for n in names]
     assert ordered == sorted(ordered)
 

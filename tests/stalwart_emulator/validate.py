@@ -1,5 +1,6 @@
-"""Range and size validation (item counts of sets/lists are reported as MinLength/MaxLength) driven by the schema's `min`, `max`, `minItems` and `maxLength` (Stalwart's generated
-`validate()`): failures are `validationFailed` with typed `validationErrors`, collected for the whole object."""
+"""Range and size validation (item counts of sets/lists are reported as MinLength/MaxLength) driven by the
+schema's `min`, `max`, `minItems` and `maxLength` (Stalwart's generated `validate()`): failures are `validationFailed` with typed
+`validationErrors`, collected for the whole object."""
 
 
 def _error(kind, prop, required):

@@ -19,7 +19,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 from urllib.parse import unquote, urlsplit
 
 VERSION = "RELEASE.2025-08-13T08-35-41Z"

@@ -67,7 +67,7 @@ def main():
     if not opts["volumes"]:
         return fail("no volume given (MINIO_VOLUMES or a path argument)")
     data = opts["volumes"][0]
-    host, _, port = opts["address"].rpartition(":")
+    host, dummy, port = opts["address"].rpartition(":")
     runtime = os.environ.get("RUNTIME_DIRECTORY", data).split(":")[0]
     identities = os.path.join(runtime, "standin-root-identity.json")
     fd = os.open(identities, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
