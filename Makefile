@@ -13,6 +13,9 @@ COLL_ROOT  := $(TOP)/.build/collections
 COLL_LINK  := $(COLL_ROOT)/ansible_collections/talentmesh/mail
 DEBIAN_RELEASES ?= 12 13
 SCENARIO   ?=
+# make lab LAB_S3=minio picks the lab's S3 backend (default: mail_s3_backend in inventories/lab, seaweedfs).
+LAB_S3     ?=
+LAB_VARS   := $(if $(LAB_S3),-e mail_s3_backend=$(LAB_S3))
 export CONTAINERS_CONF := $(TOP)/testbed/containers.conf
 export ANSIBLE_COLLECTIONS_PATH := $(COLL_ROOT)
 export ANSIBLE_CONFIG := $(TOP)/ansible.cfg
@@ -70,11 +73,10 @@ build: venv ## build the collection tarball and check it installs with roles res
 
 test: setup lint sanity units emulator-tests role-tests build molecule ## everything CI runs
 
-lab: venv images ## create the podman lab hosts and run site.yml against inventories/lab
-	bash tests/artifacts/build_seaweedfs.sh >/dev/null
-	bash tests/artifacts/build_dragonfly.sh >/dev/null
-	$(BIN)/ansible-playbook playbooks/lab-up.yml
-	$(BIN)/ansible-playbook -i inventories/lab site.yml
+lab: venv images ## create the podman lab hosts, run site.yml against inventories/lab, verify from the Stalwart host
+	$(BIN)/ansible-playbook -i inventories/lab $(LAB_VARS) playbooks/lab-up.yml
+	$(BIN)/ansible-playbook -i inventories/lab $(LAB_VARS) site.yml
+	$(BIN)/ansible-playbook -i inventories/lab $(LAB_VARS) playbooks/lab-verify.yml
 
 lab-destroy: venv ## remove the lab containers and network (only those the lab created)
 	$(BIN)/ansible-playbook playbooks/lab-down.yml
