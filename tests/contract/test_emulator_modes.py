@@ -45,9 +45,22 @@ def test_admin_account_login_and_api_key(server):
     assert key.startswith("API_")
     status, dummy, session = server.raw("GET", "/jmap/session", headers={"Authorization": "Bearer " + key})
     assert status == 200 and session["primaryAccounts"]["urn:stalwart:jmap"] == acct
-    # a user without an admin role has no management capability
-    plain = server.raw("GET", "/jmap/session", headers={"Authorization": server.auth_header("plain@keys.example.com", "Us3r-Passphrase-42")})[2]
-    assert "urn:stalwart:jmap" not in plain["primaryAccounts"]
+    # a user without an admin role: the session still lists its account for urn:stalwart:jmap, administrative calls
+    # are refused, and the default User role manages its own API keys
+    plain_auth = {"Authorization": server.auth_header("plain@keys.example.com", "Us3r-Passphrase-42")}
+    plain = server.raw("GET", "/jmap/session", headers=plain_auth)[2]
+    plain_id = plain["primaryAccounts"]["urn:stalwart:jmap"]
+    assert plain_id != acct and "urn:stalwart:jmap" in plain["accounts"][plain_id]["accountCapabilities"]
+    using = ["urn:ietf:params:jmap:core", "urn:stalwart:jmap"]
+    resp = server.raw("POST", "/jmap", {"using": using, "methodCalls": [
+        ["x:Domain/get", {"ids": None}, "0"], ["x:ApiKey/set", {"create": {"k": {"description": "mine"}}}, "1"],
+        ["x:ApiKey/get", {"ids": None}, "2"], ["x:AccountSettings/get", {"ids": None}, "3"]]}, headers=plain_auth)[2]
+    calls = resp["methodResponses"]
+    assert calls[0][0] == "error" and calls[0][1]["type"] == "forbidden"
+    assert calls[1][1]["created"]["k"]["secret"].startswith("API_")
+    keys = calls[2][1]["list"]
+    assert [k["description"] for k in keys] == ["mine"] and keys[0]["secret"] == "****" and "credentialId" not in keys[0]
+    assert calls[3][1]["list"][0]["locale"] == "en_US"
     assert server.raw("GET", "/jmap/session", headers={"Authorization": "Bearer API_not-a-key"})[0] == 401
 
 

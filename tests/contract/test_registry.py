@@ -1,4 +1,5 @@
 """x:<Type>/get, /set, /query semantics and SetErrors (contract sections 2 and 6.2-6.5)."""
+import base64
 import uuid
 
 import pytest
@@ -54,10 +55,11 @@ def test_accounts_reference_creation_ids_and_mask_secrets(server, domain):
             "grp": {"@type": "Group", "name": "Team", "domainId": domain["id"]},
             "usr": {"@type": "User", "name": "Alice.Example", "domainId": domain["id"], "memberGroupIds": {"#grp": True},
                     "credentials": {"0": {"@type": "Password", "secret": "Corr3ct-Horse-Battery!"}}}}}, "0"],
-        ["x:Account/get", {"#ids": {"resultOf": "0", "name": "x:Account/set", "path": "/created/usr/id"}}, "1"],
+        ["x:Account/query", {"filter": {"name": "alice.example", "domainId": domain["id"]}}, "q"],
+        ["x:Account/get", {"#ids": {"resultOf": "q", "name": "x:Account/query", "path": "/ids"}}, "1"],
     ])
     created = one(resp)["created"]
-    user = one(resp, 1)["list"]
+    user = one(resp, 2)["list"]
     assert user, resp
     user = user[0] if isinstance(user, list) else user
     assert user["name"] == "alice.example"
@@ -180,9 +182,13 @@ def test_dkim_signatures_and_zone_file(server):
     if not sigs:
         pytest.skip("the server creates DKIM keys asynchronously (contract open question 4)")
     got = one(server.jmap([["x:DkimSignature/get", {"ids": sigs}, "0"]]))["list"]
-    assert {s["@type"] for s in got} == {"Dkim1RsaSha256", "Dkim1Ed25519Sha256"}
-    assert all(s["privateKey"]["secret"] == "****" and s["publicKey"].startswith("-----BEGIN PUBLIC KEY") for s in got)
     zone = one(server.jmap([["x:Domain/get", {"ids": [dom_id], "properties": ["dnsZoneFile"]}, "0"]]))["list"][0]["dnsZoneFile"]
+    assert {s["@type"] for s in got} == {"Dkim1RsaSha256", "Dkim1Ed25519Sha256"}
+    assert all(s["privateKey"]["secret"] == "****" for s in got)
+    # publicKey is the bare base64 DKIM p= value: DER SubjectPublicKeyInfo (RSA), the raw 32-byte key (Ed25519)
+    keys = {s["@type"]: base64.b64decode(s["publicKey"], validate=True) for s in got}
+    assert len(keys["Dkim1Ed25519Sha256"]) == 32 and keys["Dkim1RsaSha256"][:1] == b"\x30"
+    assert all("p=" + s["publicKey"] in zone.replace('" "', "") for s in got)
     assert " MX " in zone and "v=spf1" in zone and "_dmarc." + name in zone
     assert all(s["selector"] + "._domainkey." + name in zone for s in got)
     task = one(server.jmap([["x:Task/set", {"create": {"t": {"@type": "DkimManagement", "domainId": dom_id}}}, "0"]]))

@@ -58,9 +58,16 @@ def test_missing_auth_is_401(server):
     assert server.raw("POST", "/jmap", {"using": USING, "methodCalls": []}, auth=False)[0] == 401
 
 
-def test_not_json(server):
-    status, dummy, body = server.raw("POST", "/jmap", b"{not json")
+def test_not_json_only_for_a_wrong_content_type(server):
+    status, dummy, body = server.raw("POST", "/jmap", b"{}", headers={"Content-Type": "text/plain"})
     assert status == 400 and body["type"] == "urn:ietf:params:jmap:error:notJSON"
+    status, dummy, body = server.raw("POST", "/jmap", b"{not json")
+    assert status == 400 and body["type"] == "urn:ietf:params:jmap:error:notRequest"
+
+
+def test_unknown_capability_is_not_request(server):
+    status, dummy, body = server.raw("POST", "/jmap", {"using": USING + ["urn:example:nope"], "methodCalls": []})
+    assert status == 400 and body["type"] == "urn:ietf:params:jmap:error:notRequest"
 
 
 def test_not_request(server):

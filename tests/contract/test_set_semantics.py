@@ -107,11 +107,26 @@ def test_group_and_role_links_block_destroy(server, dom):
 def test_member_of_user_is_invalid_foreign_key(server, dom):
     resp = ok(server.jmap([["x:Account/set", {"create": {
         "a": {"@type": "User", "name": unique("a"), "domainId": dom["id"]},
-        "b": {"@type": "User", "name": unique("b"), "domainId": dom["id"], "memberGroupIds": {"#a": True}},
-        "c": {"@type": "User", "name": unique("c"), "domainId": dom["id"], "memberGroupIds": {"#missing": True}}}}, "0"]]))
+        "b": {"@type": "User", "name": unique("b"), "domainId": dom["id"], "memberGroupIds": {"#a": True}}}}, "0"]]))
     assert "a" in resp["created"]
     assert resp["notCreated"]["b"]["type"] == "invalidForeignKey"
-    assert resp["notCreated"]["c"]["type"] == "invalidForeignKey"
+    assert "notUpdated" not in resp and "updated" not in resp and "destroyed" not in resp  # empty members omitted
+
+
+def test_unresolvable_creation_reference_fails_the_method(server, dom):
+    name = unique("c")
+    resp = server.jmap([["x:Account/set", {"create": {
+        "ok": {"@type": "User", "name": name + "x", "domainId": dom["id"]},
+        "c": {"@type": "User", "name": name, "domainId": dom["id"], "memberGroupIds": {"#missing": True}}}}, "0"],
+        ["x:Account/query", {"filter": {"name": name + "x"}}, "1"]])
+    assert err(resp)["type"] == "invalidResultReference"
+    assert ok(resp, 1)["ids"] == []  # nothing of the failed method was written
+
+
+def test_result_references_only_to_get_changes_query(server, dom):
+    resp = server.jmap([["x:Domain/set", {"update": {dom["id"]: {"description": "ref"}}}, "0"],
+                        ["x:Domain/get", {"#ids": {"resultOf": "0", "name": "x:Domain/set", "path": "/updated"}}, "1"]])
+    assert err(resp, 1)["type"] == "invalidResultReference"
 
 
 def test_pointer_patches_on_lists_and_sets(server, dom):

@@ -56,7 +56,9 @@ def public_key_of(private_key, algorithm):
 
 @functools.lru_cache(maxsize=4096)
 def _public_key_of(private_pem, algorithm):
-    """PEM public key for a PEM private key; ValueError when the key cannot sign with the algorithm."""
+    """The DKIM `p=` value for a PEM private key, as Stalwart's `publicKey` reads: base64 of the DER
+    SubjectPublicKeyInfo for RSA, of the raw 32-byte key for Ed25519. ValueError when the key cannot sign with the
+    algorithm."""
     if not isinstance(private_pem, str):
         raise ValueError("private key must be PEM text")
     if not AVAILABLE:
@@ -70,16 +72,14 @@ def _public_key_of(private_pem, algorithm):
     want = ed25519.Ed25519PrivateKey if "Ed25519" in algorithm else rsa.RSAPrivateKey
     if not isinstance(key, want):
         raise ValueError("key type does not match %s" % algorithm)
-    return key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-
-
-def dns_value(public_pem, algorithm):
-    """The p= value of the DKIM TXT record."""
-    if public_pem is None:
-        return "v=DKIM1; k=%s; p=" % ("ed25519" if "Ed25519" in algorithm else "rsa")
-    key = serialization.load_pem_public_key(public_pem.encode())
+    public = key.public_key()
     if "Ed25519" in algorithm:
-        raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        return "v=DKIM1; k=ed25519; p=" + base64.b64encode(raw).decode()
-    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return "v=DKIM1; k=rsa; p=" + base64.b64encode(der).decode()
+        raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    else:
+        raw = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(raw).decode()
+
+
+def dns_value(public_key, algorithm):
+    """The DKIM TXT record for a `publicKey` (p=) value."""
+    return "v=DKIM1; k=%s; p=%s" % ("ed25519" if "Ed25519" in algorithm else "rsa", public_key or "")

@@ -4,7 +4,7 @@ import hashlib
 import re
 import secrets
 
-from . import ids
+from . import ids, passwords
 from .registry import MethodError, SetError, now, short
 
 MAX_GET = 500
@@ -19,15 +19,23 @@ COMPARATORS = ("IsGreaterThanOrEqual", "IsGreaterThan", "IsLessThanOrEqual", "Is
 CLIENT_TASKS = {"DkimManagement", "DnsManagement", "AcmeRenewal", "AccountMaintenance", "TenantMaintenance",
                 "StoreMaintenance", "SpamFilterMaintenance", "IndexDocument", "UnindexDocument", "IndexTrace"}
 RESTORE = re.compile(r"^restore-(\d+)$")
+# account-scoped singletons: views of the caller's own x:Account
+ACCOUNT_SINGLETONS = {"x:AccountPassword", "x:AccountSettings"}
+# what the default User role may manage (its own objects only)
+SELF_SERVICE = {"x:ApiKey", "x:AppPassword", "x:AccountPassword", "x:AccountSettings", "x:MaskedEmail", "x:PublicKey"}
+# types filtered to one account (OBJ_FILTER_ACCOUNT) through their accountId property
+ACCOUNT_OWNED = {"x:MaskedEmail", "x:PublicKey"}
 
 
 class Context:
     """Per-request state: creation ids (request-level createdIds plus those created now) and the caller."""
 
-    def __init__(self, created, account_id, stats):
+    def __init__(self, created, account_id, stats, admin=True):
         self.created = created
         self.account_id = account_id
         self.stats = stats
+        self.admin = admin
+        self.explicit_account = False
 
     def resolve(self, value):
         """An id as sent by the client: "#cid" creation references become the created id (unknown ones stay)."""
@@ -36,11 +44,12 @@ class Context:
         return value
 
     def ref(self, value, object_name, path):
+        """A creation reference that names no created object fails the whole method (invalidResultReference)."""
         if value.startswith("#"):
             resolved = self.created.get(value[1:])
             if resolved is None:
-                raise SetError("invalidForeignKey", "Unknown creation id %s" % value, properties=[path],
-                               objectId={"object": short(object_name.split("/")[0]), "id": value})
+                raise MethodError("invalidResultReference", "Creation id %s (in %s, a %s reference) is not known"
+                                  % (value, path, short(object_name.split("/")[0])))
             return resolved
         return value
 
@@ -63,16 +72,64 @@ class Methods:
         # node-local singletons that live in a file rather than in the shared store: {type: (load, save)}
         self.local = {"x:DataStore": local_config} if local_config else {}
 
-    def load_singleton(self, tx, obj_type):
+    def load_singleton(self, tx, obj_type, ctx=None):
         if obj_type in self.local:
             return self.local[obj_type][0]()
+        if obj_type in ACCOUNT_SINGLETONS:
+            return self._account_singleton(tx, obj_type, ctx)
         return self.reg.singleton(tx, obj_type)
 
-    def save_singleton(self, tx, obj_type, value):
+    def save_singleton(self, tx, obj_type, value, ctx=None):
         if obj_type in self.local:
             self.local[obj_type][1](value)
+        elif obj_type in ACCOUNT_SINGLETONS:
+            self._save_account_singleton(tx, obj_type, value, ctx)
         else:
             tx.put(obj_type, ids.SINGLETON, value)
+
+    # the caller's own settings and password, kept on its x:Account
+    def _own_account(self, tx, ctx):
+        account = tx.get("x:Account", ctx.account_id) if ctx else None
+        if account is None:
+            raise SetError("notFound", "The caller has no account.")
+        return account
+
+    def _account_singleton(self, tx, obj_type, ctx):
+        account = self._own_account(tx, ctx)
+        value = self.reg.default_object(obj_type)
+        if obj_type == "x:AccountSettings":
+            value.update({k: copy.deepcopy(account[k]) for k in value if k in account})
+            return value
+        password = next((c for c in (account.get("credentials") or {}).values() if c.get("@type") == "Password"), None)
+        if password is not None:
+            value["secret"] = password["secret"]
+            value["otpAuth"] = dict(value.get("otpAuth") or {}, otpUrl=password.get("otpAuth"))
+        return value
+
+    def _save_account_singleton(self, tx, obj_type, value, ctx):
+        account = copy.deepcopy(self._own_account(tx, ctx))
+        if obj_type == "x:AccountSettings":
+            account.update({k: v for k, v in value.items() if k != "@type"})
+            tx.put("x:Account", ctx.account_id, account)
+            return
+        creds = account.setdefault("credentials", {})
+        pos = next((p for p, c in creds.items() if c.get("@type") == "Password"), None)
+        current = creds.get(pos) if pos is not None else None
+        secret = value.get("secret")
+        if secret is not None and (current is None or secret != current["secret"]):
+            if current is not None and not (value.get("currentSecret") and passwords.verify(value["currentSecret"], current["secret"])):
+                raise SetError("invalidProperties", "The current password is required and must match.", properties=["currentSecret"])
+            if not passwords.is_hash(secret):
+                problem = passwords.policy_error(secret, self.reg.singleton(tx, "x:Authentication"))
+                if problem:
+                    raise SetError("invalidProperties", problem, properties=["secret"])
+                secret = passwords.hash_password(secret)
+            current = dict(current or self.reg.default_object("x:Credential", "Password"), secret=secret)
+            current.setdefault("credentialId", "0")
+        if current is not None:
+            current["otpAuth"] = (value.get("otpAuth") or {}).get("otpUrl")
+            creds[pos if pos is not None else str(len(creds))] = current
+        tx.put("x:Account", ctx.account_id, account)
 
     # ------------------------------------------------------------------------------------------------ dispatch
     def call(self, tx, name, args, ctx):
@@ -102,7 +159,10 @@ class Methods:
             properties = set(properties) | {"id"}
         if kind == "singleton":
             if wanted is None or ids.SINGLETON in wanted:
-                body = self.load_singleton(tx, obj_type)
+                try:
+                    body = self.load_singleton(tx, obj_type, ctx)
+                except SetError:
+                    return {"list": [], "notFound": list(wanted or [ids.SINGLETON])}
                 return {"list": [self.reg.present(tx, obj_type, ids.SINGLETON, body, properties)],
                         "notFound": [i for i in (wanted or []) if i != ids.SINGLETON]}
             return {"list": [], "notFound": list(wanted)}
@@ -127,8 +187,10 @@ class Methods:
         if obj_type in ("x:ApiKey", "x:AppPassword"):
             account = tx.get("x:Account", ctx.account_id) or {}
             kind = obj_type[2:]
-            return {c["credentialId"]: {k: v for k, v in c.items() if k not in ("@type", "secret")}
+            return {c["credentialId"]: dict({k: v for k, v in c.items() if k not in ("@type", "credentialId")}, secret="****")
                     for c in (account.get("credentials") or {}).values() if c.get("@type") == kind}
+        if obj_type in ACCOUNT_OWNED and (not ctx.admin or ctx.explicit_account):
+            return {i: o for i, o in tx.all(obj_type).items() if o.get("accountId") == ctx.account_id}
         return tx.all(obj_type)
 
     # ------------------------------------------------------------------------------------------------ /query
@@ -181,7 +243,7 @@ class Methods:
         out = {"queryState": "n", "canCalculateChanges": True, "position": position, "ids": page}
         if args.get("calculateTotal"):
             out["total"] = total
-        if position + limit < total:
+        if total > limit:
             out["limit"] = limit
         return out
 
@@ -235,7 +297,7 @@ class Methods:
                 ctx.stats.count_object("destroyed", obj_type)
             except SetError as err:
                 out["notDestroyed"][obj_id] = err.body
-        return {k: (v or None) for k, v in out.items()}
+        return {k: v for k, v in out.items() if v}
 
     def create(self, tx, obj_type, cid, body, ctx):
         """Create one object with every rule applied (used by bootstrap); raises SetError."""
@@ -248,7 +310,7 @@ class Methods:
             raise SetError("invalidPatch", "Invalid object")
         if kind == "singleton":
             value = self.reg.coerce_object(obj_type, body, "", ctx)
-            self.save_singleton(tx, obj_type, value)
+            self.save_singleton(tx, obj_type, value, ctx)
             ctx.created[cid] = ids.SINGLETON
             return {"id": ids.SINGLETON}
         if obj_type == "x:Action":
@@ -256,8 +318,15 @@ class Methods:
             return {"id": ids.snowflake()}
         if obj_type in ("x:ApiKey", "x:AppPassword"):
             return self._create_credential(tx, obj_type, cid, body, ctx)
+        if obj_type in ACCOUNT_OWNED:
+            body = dict(body)
+            body.setdefault("accountId", ctx.account_id)
+            if not ctx.admin and ctx.resolve(body["accountId"]) != ctx.account_id:
+                raise SetError("forbidden", "You can only manage your own %s objects." % short(obj_type))
         if obj_type == "x:Task" and body.get("@type") not in CLIENT_TASKS:
             raise SetError("forbidden", "Task type %s cannot be created by clients." % body.get("@type"))
+        if obj_type == "x:Task" and isinstance(body.get("status", None), (dict, type(None))) and not body.get("status"):
+            body = dict(body, status={"@type": "Pending", "due": now()})  # the task queue schedules it now
         value = self.reg.coerce_object(obj_type, body, "", ctx)
         if obj_type == "x:Task":
             return self._create_task(tx, cid, value, ctx)
@@ -304,11 +373,18 @@ class Methods:
         if kind == "singleton":
             if obj_id != ids.SINGLETON:
                 raise SetError("notFound")
-            old = self.load_singleton(tx, obj_type)
+            old = self.load_singleton(tx, obj_type, ctx)
+        elif obj_type in ("x:ApiKey", "x:AppPassword"):
+            return self._update_credential(tx, obj_type, obj_id, patch, ctx)
         else:
-            old = tx.get(obj_type, obj_id)
+            old = self._scoped(tx, obj_type, ctx).get(obj_id)
             if old is None:
                 raise SetError("notFound")
+        props = self._props(obj_type, patch if "@type" in patch else old)
+        for key in patch:
+            spec = props.get(key.split("/")[0])
+            if spec is not None and spec.get("update") == "serverSet":
+                raise SetError("invalidPatch", "Cannot modify server set property", properties=[key])
         if "@type" in patch and patch["@type"] != old.get("@type"):
             if obj_type == "x:Account":
                 raise SetError("invalidProperties", "Cannot change the type of an existing account.", properties=["@type"])
@@ -324,7 +400,7 @@ class Methods:
             self.reg.apply_rules(tx, obj_type, obj_id, value, old)
         self.reg.check_foreign_keys(tx, obj_type, value)
         if kind == "singleton":
-            self.save_singleton(tx, obj_type, value)
+            self.save_singleton(tx, obj_type, value, ctx)
             return
         tx.put(obj_type, obj_id, value)
         self._index(tx, obj_type, obj_id, old, value)
@@ -337,7 +413,7 @@ class Methods:
             raise SetError("singleton", "Singletons cannot be created or destroyed.")
         if obj_type in ("x:ApiKey", "x:AppPassword"):
             return self._destroy_credential(tx, obj_type, obj_id, ctx)
-        old = tx.get(obj_type, obj_id)
+        old = self._scoped(tx, obj_type, ctx).get(obj_id)
         if old is None:
             raise SetError("notFound")
         links = [link for link in self.reg.linked(tx, obj_type, obj_id)
@@ -388,6 +464,23 @@ class Methods:
         creds[str(len(creds))] = value
         tx.put("x:Account", ctx.account_id, dict(account, credentials=creds))
         return {"id": cred_id, "secret": plaintext}
+
+    def _update_credential(self, tx, obj_type, obj_id, patch, ctx):
+        account = self._own_account(tx, ctx)
+        view = self._scoped(tx, obj_type, ctx).get(obj_id)
+        if view is None:
+            raise SetError("notFound")
+        props = self._props(obj_type, view)
+        for key in patch:
+            spec = props.get(key.split("/")[0])
+            if spec is not None and spec.get("update") == "serverSet":
+                raise SetError("invalidPatch", "Cannot modify server set property", properties=[key])
+        value = self.reg.coerce_object(obj_type, apply_patch(view, patch), "", ctx, existing=view, top=True)
+        creds = copy.deepcopy(account.get("credentials") or {})
+        for pos, cred in creds.items():
+            if cred.get("@type") == obj_type[2:] and cred.get("credentialId") == obj_id:
+                creds[pos] = dict(cred, **{k: v for k, v in value.items() if k not in ("secret", "createdAt")})
+        tx.put("x:Account", ctx.account_id, dict(account, credentials=creds))
 
     def _destroy_credential(self, tx, obj_type, obj_id, ctx):
         account = tx.get("x:Account", ctx.account_id)

@@ -29,8 +29,10 @@ LEVELS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4}
 
 def policy_error(secret, policy):
     lo, hi = policy.get("passwordMinLength", 8), policy.get("passwordMaxLength", 128)
-    if not lo <= len(secret) <= hi:
-        return "Password must be between %d and %d characters long." % (lo, hi)
+    if len(secret) < lo:
+        return "Password must be at least %d characters long." % lo
+    if len(secret) > hi:
+        return "Password must be at most %d characters long." % hi
     need = LEVELS.get(policy.get("passwordMinStrength", "three"), 3)
     if strength(secret) < need:
         return "Password is too weak."

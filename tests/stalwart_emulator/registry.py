@@ -7,12 +7,19 @@ import sys
 from . import dkim, dns, ids, passwords, validate
 
 SECRET_MASK = "****"
+MASKED_ALSO = {"otpAuth"}  # a TOTP URI is a secret too: "****" when set (and absent when unset, see present())
 RESERVED_TLDS = {"test", "localhost", "local", "internal", "lan", "home", "corp", "intranet", "private", "localdomain"}
 # Public-suffix approximation: generic TLDs plus every two-letter country code (documented difference).
 GENERIC_TLDS = {"com", "org", "net", "edu", "gov", "mil", "int", "info", "biz", "name", "pro", "io", "dev", "app", "ai",
                 "cloud", "email", "mail", "tech", "online", "site", "xyz", "eu", "asia", "mobi", "coop", "aero", "museum"}
 LOCAL_PART = re.compile(r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
 LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+EXPRESSION = "x:Expression"
+REQUIRED_KINDS = ("string", "objectId", "number", "enum", "utcDateTime", "blobId")
+MISSING_TYPE = "Missing or invalid '@type' property in object"
+DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d|w)?\s*$")
+DURATION_MS = {"ms": 1, "s": 1000, "m": 60000, "h": 3600000, "d": 86400000, "w": 604800000, None: 1}
+SELECTOR_VARIABLES = re.compile(r"^(version|algorithm|hash|epoch|date-[^{}]+)$")
 
 
 class SetError(Exception):
@@ -38,6 +45,38 @@ def now():
 
 def short(obj_type):
     return obj_type[2:] if obj_type.startswith("x:") else obj_type
+
+
+def parse_duration(text):
+    """"1m", "5s", "15d", "100ms" (the schema's presentation of a duration) in milliseconds."""
+    found = DURATION.match(text)
+    if not found:
+        raise ValueError("not a duration: %r" % text)
+    return int(found.group(1)) * DURATION_MS[found.group(2)]
+
+
+def check_selector_template(template):
+    """A DKIM selectorTemplate: every {variable} closed and known, and a non-empty result."""
+    rest, out = template, ""
+    while rest:
+        start = rest.find("{")
+        close = rest.find("}")
+        if start < 0:
+            if close >= 0:
+                return "Unbalanced braces in selector template"
+            out += rest
+            break
+        end = rest.find("}", start)
+        if end < 0 or (0 <= close < start):
+            return "Unclosed brace in selector template"
+        name = rest[start + 1:end]
+        if not SELECTOR_VARIABLES.match(name):
+            return "Unknown variable {%s} in selector template" % name
+        out += rest[:start] + "x"
+        rest = rest[end + 1:]
+    if not out.strip():
+        return "Selector template produces an empty selector"
+    return None
 
 
 def normalise_domain(name, prop="name"):
@@ -86,6 +125,9 @@ class Registry:
         return copy.deepcopy(self._defaults[key])
 
     def _default_object(self, schema_name, variant=None):
+        """A new object of a schema (variant) as the server holds it: the schema's defaults in their wire form,
+        non-nullable booleans false, sets, lists and maps empty, nullable properties null, required nested objects
+        filled with their own defaults."""
         variants = self.cat.variants(schema_name)
         names = [name for name, dummy in variants]
         if variant is None:
@@ -96,17 +138,53 @@ class Registry:
         for prop, spec in self.cat.properties(field_schema).items():
             ptype = spec["type"]
             if prop in defaults:
-                out[prop] = copy.deepcopy(defaults[prop])
+                out[prop] = self.wire(ptype, defaults[prop])
             elif ptype["type"] in ("set", "objectList", "map"):
                 out[prop] = {}
             elif ptype.get("nullable"):
                 out[prop] = None
+            elif ptype["type"] == "boolean":
+                out[prop] = False
             elif ptype["type"] == "object" and spec.get("update") != "serverSet":
                 out[prop] = self.default_object(ptype["objectName"])
         return out
 
+    def wire(self, ptype, value):
+        """The schema's `defaults` are presentation (expressions as {"default": ...} or with an array `match`,
+        durations as "1m", lists as arrays); the wire form is what /get returns and /set accepts."""
+        if value is None:
+            return None
+        kind = ptype["type"]
+        if kind == "number" and ptype.get("format") == "duration" and isinstance(value, str):
+            return parse_duration(value)
+        if kind == "object" and isinstance(value, dict):
+            if ptype["objectName"] == EXPRESSION:
+                return self.wire_expression(value)
+            variant = value.get("@type") if self.cat.is_multi(ptype["objectName"]) else None
+            out = self.default_object(ptype["objectName"], variant)
+            props = self.cat.properties(self.cat.field_schema_for(ptype["objectName"], variant))
+            for key, item in value.items():
+                if key != "@type" and key in props:
+                    out[key] = self.wire(props[key]["type"], item)
+            return out
+        if kind == "objectList":
+            items = value if isinstance(value, list) else [value[k] for k in sorted(value, key=int)]
+            return {str(i): self.wire({"type": "object", "objectName": ptype["objectName"]}, item) for i, item in enumerate(items)}
+        if kind == "set" and isinstance(value, list):
+            return {member: True for member in value}
+        return value
+
+    @staticmethod
+    def wire_expression(value):
+        if "default" in value and "else" not in value:
+            return {"match": {}, "else": value["default"]}
+        match = value.get("match") or {}
+        items = match if isinstance(match, list) else [match[k] for k in sorted(match, key=int)]
+        return {"match": {str(i): {"if": m.get("if"), "then": m.get("then")} for i, m in enumerate(items)},
+                "else": value.get("else")}
+
     # ------------------------------------------------------------------------------------------------ coercion
-    def coerce(self, ptype, value, path, ctx):
+    def coerce(self, ptype, value, path, ctx, stored=None):
         kind = ptype["type"]
         if value is None:
             if ptype.get("nullable"):
@@ -162,22 +240,30 @@ class Registry:
                 raise SetError("invalidPatch", "Invalid value", properties=[path])
             return value
         if kind == "object":
-            return self.coerce_object(ptype["objectName"], value, path, ctx)
+            name = ptype["objectName"]
+            if isinstance(stored, dict) and not self.cat.is_multi(name):
+                return self.coerce_object(name, value, path, ctx, existing=stored, merge=True)
+            return self.coerce_object(name, value, path, ctx)
         return value
 
-    def coerce_object(self, schema_name, value, path, ctx, existing=None, top=False):
+    def coerce_object(self, schema_name, value, path, ctx, existing=None, top=False, merge=False):
+        """Coerce an object value. `top` with `existing`: an update of a stored object (unsent properties kept);
+        `merge`: a partial value for a plain nested object, patched onto the stored one. Tagged unions (multi-variant
+        objects) need their @type whenever they are set and are replaced whole."""
         if not isinstance(value, dict):
             raise SetError("invalidPatch", "Invalid value", properties=[path or "@type"])
         multi = self.cat.is_multi(schema_name)
         variants = dict(self.cat.variants(schema_name))
         variant = value.get("@type") if multi else None
-        if multi and variant is None:
-            variant = existing.get("@type") if existing else next(iter(variants))
+        if multi and variant is None and top and existing is not None:
+            variant = existing.get("@type")
         if multi and variant not in variants:
-            raise SetError("invalidPatch", "Invalid @type %r" % variant, properties=[(path + "/@type").lstrip("/")])
+            raise SetError("invalidPatch", MISSING_TYPE, properties=[(path + "/@type").lstrip("/")])
         field_schema = variants.get(variant)
         props = self.cat.properties(field_schema)
-        base = copy.deepcopy(existing) if existing and existing.get("@type") == variant else self.default_object(schema_name, variant)
+        keep = existing is not None and (merge or (top and existing.get("@type") == variant))
+        base = copy.deepcopy(existing) if keep else self.default_object(schema_name, variant)
+        lenient = not path and self.cat.kind(schema_name) == "singleton"
         for key, item in value.items():
             if key == "@type":
                 continue
@@ -186,21 +272,18 @@ class Registry:
             if spec is None:
                 raise SetError("invalidPatch", "Invalid property", properties=[sub])
             if spec.get("update") == "serverSet":
-                if top and existing is not None and existing.get(key) == item:
-                    continue  # echoing a server-set value back unchanged is harmless
+                if top and keep:
+                    continue  # the stored value, carried by the merge of an update (patch keys are checked first)
                 raise SetError("invalidPatch", "Cannot modify server set property", properties=[sub])
-            if top and existing is not None and spec.get("update") == "immutable" and existing.get(key) != item:
+            stored = existing.get(key) if keep else None
+            if top and keep and spec.get("update") == "immutable" and stored != item:
                 raise SetError("invalidPatch", "Cannot modify read-only property", properties=[sub])
-            base[key] = self.coerce(spec["type"], item, sub, ctx)
-        defaults = self.cat.defaults(field_schema)
-        lenient = not path and self.cat.kind(schema_name) == "singleton"
-        for prop, spec in props.items():
-            if spec.get("update") == "serverSet" or prop in defaults:
-                continue
-            if lenient and spec["type"]["type"] == "objectId" and prop not in value:
+            if item is None and lenient and stored is None and spec["type"]["type"] == "objectId":
                 continue  # a singleton reference never set (e.g. defaultDomainId before any domain exists)
-            if base.get(prop) is None and not spec["type"].get("nullable") and spec["type"]["type"] in ("string", "objectId", "number"):
-                raise SetError("validationFailed", validationErrors=[{"type": "Required", "property": (path + "/" + prop).lstrip("/")}])
+            base[key] = self.coerce(spec["type"], item, sub, ctx, stored)
+        missing = self.missing_required(schema_name, base, path, lenient, given=value)
+        if missing:
+            raise SetError("validationFailed", validationErrors=[{"type": "Required", "property": missing}])
         if not path:
             if existing is not None:
                 self.restore_masked(schema_name, base, existing)
@@ -208,6 +291,26 @@ class Registry:
             if errors:
                 raise SetError("validationFailed", validationErrors=errors)
         return base
+
+    def missing_required(self, schema_name, value, path, lenient=False, given=None):
+        """The first required property (non-nullable, no default) left unset, also inside nested objects that were
+        filled from defaults rather than sent."""
+        field_schema = self.field_schema_of(schema_name, dict(self.cat.variants(schema_name)), value)
+        defaults = self.cat.defaults(field_schema)
+        for prop, spec in self.cat.properties(field_schema).items():
+            ptype = spec["type"]
+            if spec.get("update") == "serverSet" or prop in defaults or ptype.get("nullable"):
+                continue
+            sub = (path + "/" + prop).lstrip("/")
+            item = value.get(prop)
+            if ptype["type"] in REQUIRED_KINDS and item is None:
+                if not (lenient and ptype["type"] == "objectId"):
+                    return sub
+            elif ptype["type"] == "object" and isinstance(item, dict) and (given is None or prop not in given):
+                inner = self.missing_required(ptype["objectName"], item, sub)
+                if inner:
+                    return inner
+        return None
 
     def restore_masked(self, schema_name, value, old):
         """Writing the mask "****" back into a secret keeps the stored secret (same path, same variant)."""
@@ -217,7 +320,7 @@ class Registry:
         field_schema = self.field_schema_of(schema_name, variants, value)
         for prop, spec in self.cat.properties(field_schema).items():
             ptype, item = spec["type"], value.get(prop)
-            if ptype["type"] == "string" and ptype.get("format") in ("secret", "secretText"):
+            if ptype["type"] == "string" and (ptype.get("format") in ("secret", "secretText") or prop in MASKED_ALSO):
                 if item == SECRET_MASK and old.get(prop) is not None:
                     value[prop] = old[prop]
             elif ptype["type"] == "object":
@@ -313,6 +416,11 @@ class Registry:
             for name, prop in [(body["name"], "name")] + [(a, "aliases") for a in body["aliases"]]:
                 if name in taken:
                     raise SetError("primaryKeyViolation", properties=[prop], objectId={"object": "Domain", "id": taken[name]})
+            dkim_settings = body.get("dkimManagement") or {}
+            if dkim_settings.get("@type") == "Automatic":
+                problem = check_selector_template(dkim_settings.get("selectorTemplate") or "")
+                if problem:
+                    raise SetError("invalidProperties", problem, properties=["selectorTemplate"])
         elif obj_type in ("x:Account", "x:MailingList"):
             body["name"] = normalise_local(body["name"])
             for alias in (body.get("aliases") or {}).values():
@@ -322,12 +430,11 @@ class Registry:
             index = self.email_index(tx)
             mine = self.emails_of(body)
             if len(set(mine)) != len(mine):
-                raise SetError("primaryKeyViolation", properties=["aliases"], objectId={"object": short(obj_type), "id": obj_id})
+                raise SetError("primaryKeyViolation", properties=["email"], objectId={"object": short(obj_type), "id": obj_id})
             for key in mine:
                 holder = index.get(key)
                 if holder and holder != (obj_type, obj_id):
-                    raise SetError("primaryKeyViolation", properties=["name"] if key == mine[0] else ["aliases"],
-                                   objectId={"object": short(holder[0]), "id": holder[1]})
+                    raise SetError("primaryKeyViolation", properties=["email"], objectId={"object": short(holder[0]), "id": holder[1]})
             if obj_type == "x:Account" and body.get("@type") == "User":
                 self.apply_credentials(tx, body, old)
         elif obj_type in self.cat.unique:
@@ -400,6 +507,9 @@ class Registry:
             if prop not in out:
                 out[prop] = copy.copy(empty)
         self.mask(obj_type, out)
+        for cred in (out.get("credentials") or {}).values() if obj_type == "x:Account" else ():
+            if isinstance(cred, dict) and cred.get("otpAuth") is None:
+                cred.pop("otpAuth", None)
         if properties is not None:
             out = {k: v for k, v in out.items() if k in properties or k in ("id", "@type")}
         return out
@@ -424,7 +534,7 @@ class Registry:
             if item is None:
                 continue
             ptype = spec["type"]
-            if ptype["type"] == "string" and ptype.get("format") in ("secret", "secretText"):
+            if ptype["type"] == "string" and (ptype.get("format") in ("secret", "secretText") or prop in MASKED_ALSO):
                 value[prop] = SECRET_MASK
             elif ptype["type"] == "object":
                 self.mask(ptype["objectName"], item)
@@ -442,6 +552,7 @@ class Registry:
         if self.recovery_mode:
             task = self.default_object("x:Task", "DkimManagement")
             task["domainId"] = domain_id
+            task["status"] = {"@type": "Pending", "due": now()}
             tx.put("x:Task", ids.snowflake(), task)
             return []
         return self.generate_dkim(tx, domain_id, domain)

@@ -13,7 +13,7 @@ import time
 import traceback
 
 from . import VERSION, ids, passwords
-from .methods import MAX_GET, MAX_SET, Context, Methods
+from .methods import MAX_GET, MAX_SET, SELF_SERVICE, Context, Methods
 from .bootstrap import Bootstrap, generated_password
 from .registry import MethodError, Registry
 from .schema import Catalog
@@ -29,6 +29,12 @@ DEFAULT_LISTENERS = [
     ("pop3s", "pop3", "[::]:995", True), ("sieve", "manageSieve", "[::]:4190", False), ("https", "http", "[::]:443", True),
     ("http", "http", "[::]:8080", False),
 ]
+# result references may only point at these responses
+REFERABLE = {"get", "changes", "query", "queryChanges"}
+# capabilities a request may name in `using` (any other is a notRequest error)
+CAPABILITIES = {CORE, MGMT} | {"urn:ietf:params:jmap:" + c for c in (
+    "mail", "submission", "vacationresponse", "contacts", "calendars", "sieve", "blob", "quota", "websocket",
+    "principals", "principals:owner", "calendars:parse", "contacts:parse", "mdn")}
 DEFAULT_ROLES = ["User", "Group", "Tenant Administrator", "System Administrator"]
 
 
@@ -264,10 +270,10 @@ class Emulator:
                "state": "%08x" % (hash(self.hostname) & 0xFFFFFFFF), "x-stalwart-emulator": VERSION}
         if principal:
             acc = principal["account"]
-            caps = {CORE: {}, "urn:ietf:params:jmap:mail": {}}
-            if principal["admin"]:
-                caps[MGMT] = {}
-                out["primaryAccounts"][MGMT] = acc
+            # every authenticated session lists the caller's account for management; what it may do is decided
+            # per call (the default User role manages only its own credentials, settings and keys)
+            caps = {CORE: {}, "urn:ietf:params:jmap:mail": {}, MGMT: {}}
+            out["primaryAccounts"][MGMT] = acc
             out["accounts"][acc] = {"name": principal["name"], "isPersonal": True, "isReadOnly": False,
                                     "accountCapabilities": caps}
             out["primaryAccounts"]["urn:ietf:params:jmap:mail"] = acc
@@ -282,21 +288,25 @@ class Emulator:
         try:
             request = json.loads(raw)
         except ValueError:
-            raise request_error("notJSON", "Request body is not valid JSON") from None
+            raise request_error("notRequest", "Request body does not parse as a JMAP request") from None
         if not isinstance(request, dict) or not isinstance(request.get("using"), list) \
                 or not isinstance(request.get("methodCalls"), list):
             raise request_error("notRequest", "Request must have 'using' and 'methodCalls'")
+        unknown = [c for c in request["using"] if c not in CAPABILITIES]
+        if unknown:
+            raise request_error("notRequest", "Unknown capability %s" % unknown[0])
         calls = request["methodCalls"]
         if len(calls) > MAX_CALLS:
             raise request_error("limit", "Too many method calls", limit="maxCallsInRequest")
         sent_created = request.get("createdIds")
-        ctx = Context(dict(sent_created or {}), principal["account"], self.stats)
+        ctx = Context(dict(sent_created or {}), principal["account"], self.stats, admin=principal["admin"])
         responses = []
         for call in calls:
             if not (isinstance(call, list) and len(call) == 3 and isinstance(call[0], str) and isinstance(call[1], dict)):
                 raise request_error("notRequest", "Each method call is [name, arguments, callId]")
             name, args, call_id = call
             self.stats.count_method(name)
+            created_before = dict(ctx.created)
             try:
                 args = resolve_references(args, responses)
                 account = args.get("accountId")
@@ -307,21 +317,24 @@ class Emulator:
                         if self.bootstrap:
                             responses.append([name, self.bootstrapper.call(name, args, ctx), call_id])
                             continue
-                if not principal["admin"]:
+                if not principal["admin"] and name.rpartition("/")[0] not in SELF_SERVICE:
                     raise MethodError("forbidden", "You do not have permission to perform this action.")
                 if account:
                     ctx.account_id = account
+                    ctx.explicit_account = True
                 with self.store.transaction() as tx:
                     result = self.methods.call(tx, name, args, ctx)
                 if name.startswith("x:Account/") and name.endswith("/set"):
                     self.auth_cache.clear()
                 responses.append([name, result, call_id])
             except MethodError as err:
+                ctx.created = created_before  # the method's writes were rolled back with its transaction
                 responses.append(["error", err.body, call_id])
             except Exception:  # a bug in the emulator must not look like a server answer
                 traceback.print_exc(file=sys.stderr)
                 responses.append(["error", {"type": "serverFail", "description": "emulator error"}, call_id])
             ctx.account_id = principal["account"]
+            ctx.explicit_account = False
         out = {"methodResponses": responses, "sessionState": "%08x" % (hash(self.hostname) & 0xFFFFFFFF)}
         if sent_created is not None:
             out["createdIds"] = ctx.created
@@ -337,6 +350,8 @@ def resolve_references(args, responses):
             source = next((r for r in responses if r[2] == value["resultOf"] and r[0] == value["name"]), None)
             if source is None:
                 raise MethodError("invalidResultReference", "No response for %s" % value["resultOf"])
+            if source[0].rpartition("/")[2] not in REFERABLE:
+                raise MethodError("invalidResultReference", "Results of %s cannot be referenced" % source[0])
             out[key[1:]] = evaluate_pointer(source[1], value["path"])
         else:
             out[key] = value
