@@ -74,7 +74,8 @@ class Methods:
 
     def load_singleton(self, tx, obj_type, ctx=None):
         if obj_type in self.local:
-            return self.local[obj_type][0]()
+            stored = self.local[obj_type][0]()
+            return self.reg.wire({"type": "object", "objectName": obj_type}, stored)
         if obj_type in ACCOUNT_SINGLETONS:
             return self._account_singleton(tx, obj_type, ctx)
         return self.reg.singleton(tx, obj_type)

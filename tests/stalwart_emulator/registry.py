@@ -2,6 +2,7 @@
 import copy
 import datetime
 import re
+import secrets
 import sys
 
 from . import dkim, dns, ids, passwords, validate
@@ -486,7 +487,25 @@ class Registry:
     # ------------------------------------------------------------------------------------------------ singletons
     def singleton(self, tx, obj_type):
         stored = tx.get(obj_type, ids.SINGLETON)
-        return stored if stored is not None else self.default_object(obj_type)
+        if stored is not None:
+            return stored
+        key = ("initial", obj_type)
+        if key not in self._defaults:
+            value = self.default_object(obj_type)
+            self.fill_initial(obj_type, value)
+            self._defaults[key] = value
+        return copy.deepcopy(self._defaults[key])
+
+    def fill_initial(self, schema_name, value):
+        """A settings singleton as a first start leaves it: required key material the server generates itself
+        (e.g. the OIDC provider's keys) gets a random value, a required expression without a default is empty."""
+        field_schema = self.field_schema_of(schema_name, dict(self.cat.variants(schema_name)), value)
+        for prop, spec in self.cat.properties(field_schema).items():
+            ptype, item = spec["type"], value.get(prop)
+            if ptype["type"] == "string" and item is None and not ptype.get("nullable") and spec.get("update") != "serverSet":
+                value[prop] = secrets.token_urlsafe(32) if ptype.get("format") in ("secret", "secretText") else ""
+            elif ptype["type"] == "object" and isinstance(item, dict):
+                self.fill_initial(ptype["objectName"], item)
 
     # ------------------------------------------------------------------------------------------------ /get
     def present(self, tx, obj_type, obj_id, body, properties):
