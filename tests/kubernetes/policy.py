@@ -194,33 +194,32 @@ def check_workload(doc):
             yield finding
 
 
+# Operator custom resources: (image field, resources locations) of the pods they become.
+OPERATOR_POD_FIELDS = {
+    ("postgresql.cnpg.io", "Cluster"): ("imageName", lambda spec: [("spec.resources", spec.get("resources"))]),
+    ("dragonflydb.io", "Dragonfly"): ("image", lambda spec: [("spec.resources", spec.get("resources"))]),
+    ("minio.min.io", "Tenant"): ("image", lambda spec: [("spec.pools[%d](%s).resources" % (index, pool.get("name", "?")), pool.get("resources"))
+                                                        for index, pool in enumerate(spec.get("pools") or [])]),
+}
+
+
 def check_operator_cr(doc):
     """Operator custom resources: the fields that become the pods' image and resources."""
-    data, kind, group = doc.data, doc.data.get("kind"), str(doc.data.get("apiVersion", "")).split("/")[0]
+    data = doc.data
+    fields = OPERATOR_POD_FIELDS.get((str(data.get("apiVersion", "")).split("/")[0], data.get("kind")))
+    if fields is None:
+        return
+    image_field, resource_places = fields
     spec = data.get("spec") or {}
-    if group == "postgresql.cnpg.io" and kind == "Cluster":
-        if "imageCatalogRef" not in spec:
-            problem = image_problem(spec.get("imageName"))
-            if problem:
-                yield "image-pinned", "spec.imageName: %s" % problem
-        problem = resources_problem(spec.get("resources"))
+    # A CNPG Cluster may take its image from an ImageCatalog instead.
+    if "imageCatalogRef" not in spec:
+        problem = image_problem(spec.get(image_field))
         if problem:
-            yield "resources", "spec.resources: %s" % problem
-    elif group == "dragonflydb.io" and kind == "Dragonfly":
-        problem = image_problem(spec.get("image"))
+            yield "image-pinned", "spec.%s: %s" % (image_field, problem)
+    for where, resources in resource_places(spec):
+        problem = resources_problem(resources)
         if problem:
-            yield "image-pinned", "spec.image: %s" % problem
-        problem = resources_problem(spec.get("resources"))
-        if problem:
-            yield "resources", "spec.resources: %s" % problem
-    elif group == "minio.min.io" and kind == "Tenant":
-        problem = image_problem(spec.get("image"))
-        if problem:
-            yield "image-pinned", "spec.image: %s" % problem
-        for index, pool in enumerate(spec.get("pools") or []):
-            problem = resources_problem(pool.get("resources"))
-            if problem:
-                yield "resources", "spec.pools[%d](%s).resources: %s" % (index, pool.get("name", "?"), problem)
+            yield "resources", "%s: %s" % (where, problem)
 
 
 # ---------------------------------------------------------------------------------------------------------------
