@@ -65,3 +65,24 @@ def test_local_artifact_checksum_mismatch(tmp_path, served):
     rc, out = run(tmp_path, served, {"dragonfly_artifact_path": served.path("local.tar.gz"),
                                      "dragonfly_artifact_sha256": "1" * 64})
     assert rc != 0 and "dragonfly_artifact_path" in out and "nothing was installed" in out, out[-3000:]
+
+
+def test_kubernetes_render_is_stable(tmp_path):
+    """The Kubernetes tree renders without facts or a cluster; a second render changes nothing, byte for byte."""
+    out = tmp_path / "rendered"
+    variables = {"mail_target": "kubernetes", "mail_k8s_mode": "render", "mail_render_dir": str(out),
+                 "mail_tls_lab_ca_dir": str(tmp_path / "ca"), "dragonfly_requirepass": PASSWORD}
+    rc, log = run_role("dragonfly", tmp_path, variables)
+    assert rc == 0, log[-3000:]
+    assert PASSWORD not in log
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.yaml"))
+    assert files == ["dragonfly/dragonfly-dragonfly.yaml", "dragonfly/kustomization.yaml",
+                     "dragonfly/networkpolicy-dragonfly.yaml", "dragonfly/poddisruptionbudget-dragonfly.yaml",
+                     "dragonfly/secret-dragonfly-auth.yaml", "dragonfly/secret-dragonfly-tls.yaml", "kustomization.yaml"]
+    assert oct((out / "dragonfly/secret-dragonfly-auth.yaml").stat().st_mode & 0o777) == "0o600"
+    first = {f: (out / f).read_bytes() for f in files}
+    cr = first["dragonfly/dragonfly-dragonfly.yaml"].decode()
+    assert "--maxmemory=1G" in cr and "null" not in cr
+    rc, log = run_role("dragonfly", tmp_path, variables)
+    assert rc == 0 and "changed=0" in log, log[-3000:]
+    assert {f: (out / f).read_bytes() for f in files} == first
