@@ -93,6 +93,15 @@ def describe_set_error(obj_type, key, err):
     return text
 
 
+def method_error(name, err):
+    """StalwartError for a method-level error; `forbidden` names the likely cause (not an administrator)."""
+    text = "%s failed: %s%s" % (name, err.get("type"), " (%s)" % err["description"] if err.get("description") else "")
+    if err.get("type") == "forbidden":
+        text += ": the credential lacks the permission (not an administrator?): use an administrator account or an " \
+                "API key of one"
+    return StalwartError(text, {"error": err})
+
+
 class StalwartClient(object):
     """Session discovery, batched method calls with retries, paging and chunking."""
 
@@ -187,9 +196,10 @@ class StalwartClient(object):
     def session(self):
         if self._session is None:
             status, session = self.http("GET", "/jmap/session")
-            if not session or MGMT not in (session.get("primaryAccounts") or {}):
-                raise StalwartError("the credential has no management access (no %s account in the session): use an "
-                                    "administrator account or an API key of one" % MGMT)
+            if not isinstance(session, dict) or not session.get("apiUrl"):
+                raise StalwartError("%s/jmap/session did not return a JMAP session: check url" % self.base)
+            # every authenticated session lists the caller's account for management, administrator or not: whether
+            # the credential may manage the server shows only when a call is refused (forbidden, see call_many)
             api = session.get("apiUrl") or "/jmap"
             # keep only the path: apiUrl is built from the server's public name, not the URL we used
             self.api_path = "/" + api.split("://", 1)[-1].split("/", 1)[-1].rstrip("/") if "://" in api else api.rstrip("/")
@@ -228,9 +238,7 @@ class StalwartClient(object):
             responses, dummy = self.request(calls[i:i + self.max_calls])
             for resp in responses:
                 if resp[0] == "error":
-                    err = resp[1]
-                    raise StalwartError("%s failed: %s%s" % (self._name_of(calls, resp[2]), err.get("type"),
-                                                             " (%s)" % err["description"] if err.get("description") else ""))
+                    raise method_error(self._name_of(calls, resp[2]), resp[1])
             out.extend(responses)
         return out
 

@@ -11,7 +11,7 @@ __metaclass__ = type
 import json
 
 from ansible_collections.talentmesh.mail.plugins.module_utils.stalwart import (
-    MASK, StalwartError, mask, set_failures,
+    MASK, StalwartError, mask, method_error, set_failures,
 )
 
 OPS = ("upsert", "reconcile", "create", "update", "destroy")
@@ -322,7 +322,7 @@ class Planner(object):
             failures = []
             for (obj_type, kind, items), resp in zip(batch, responses):
                 if resp[0] == "error":
-                    failures.append("%s/set failed: %s %s" % (obj_type, resp[1].get("type"), resp[1].get("description", "")))
+                    failures.append(method_error(obj_type + "/set", resp[1]).message)
                     continue
                 for cid, created in (resp[1].get("created") or {}).items():
                     self.refs[cid] = created["id"]

@@ -202,3 +202,36 @@ def test_no_secret_in_any_output(runner, emu):
     for out in runner.outputs:
         assert PASSWORD not in out
         assert emu.password not in out
+
+
+def test_false_booleans_and_defaults_are_unchanged_on_a_fresh_server(tmp_path):
+    """Declaring what a fresh server already holds (false booleans, wire-form defaults: durations in ms, expressions,
+    nested Rate objects) reports changed: false and writes nothing."""
+    fresh = EmulatorProcess(str(tmp_path / "emu"))
+    try:
+        ops = [
+            {"@type": "update", "object": "Http", "value": {
+                "enableHsts": False, "usePermissiveCors": False, "useXForwarded": False,
+                "rateLimitAnonymous": {"count": 100, "period": 60000}, "allowedEndpoints": {"match": {}, "else": "200"}}},
+            {"@type": "update", "object": "Imap", "value": {"allowPlainTextAuth": False}},
+            {"@type": "update", "object": "MtaStageRcpt", "value": {"waitOnFail": {"match": {}, "else": "5s"}}},
+            {"@type": "upsert", "object": "NetworkListener", "matchOn": ["name"], "value": {"http": {
+                "name": "http", "protocol": "http", "bind": {"[::]:8080": True}, "tlsImplicit": False, "useTls": True,
+                "tlsTimeout": 60000}}},
+        ]
+        fresh.reset_stats()
+        (res,) = Runner(fresh, str(tmp_path)).run([{"talentmesh.mail.stalwart_apply": {"plan": ops}}])
+        assert res["changed"] is False, res["summary"]
+        assert fresh.writes() == 0
+        assert res["summary"]["Http"] == {"created": 0, "updated": 0, "destroyed": 0, "unchanged": 1}
+    finally:
+        fresh.stop()
+
+
+def test_plain_user_is_told_it_is_not_an_administrator(runner, emu):
+    dom = emu.jmap([["x:Domain/set", {"create": {"d": {"name": "plain.example.com"}}}, "0"]])["methodResponses"][0][1]
+    emu.jmap([["x:Account/set", {"create": {"u": {"@type": "User", "name": "pat", "domainId": dom["created"]["d"]["id"],
+                                                  "credentials": {"0": {"@type": "Password", "secret": PASSWORD}}}}}, "0"]])
+    conn = {"url": emu.url, "username": "pat@plain.example.com", "password": PASSWORD}
+    (res,) = runner.run([{"talentmesh.mail.stalwart_domain": {"name": "other.example.com"}}], conn=conn, expect_fail=True)
+    assert "forbidden" in res["msg"] and "not an administrator" in res["msg"]

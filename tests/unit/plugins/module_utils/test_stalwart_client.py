@@ -92,12 +92,23 @@ def test_gives_up_after_retries_with_clear_message():
     assert "cannot reach Stalwart at http://stalwart.test after 4 attempts" in err.value.message
 
 
-def test_session_without_management_account():
-    fake = FakeServer([dict(SESSION, primaryAccounts={})])
+def test_not_an_administrator_is_detected_from_a_refused_call():
+    """Every session lists the caller under urn:stalwart:jmap; a plain user shows up as `forbidden` on a call."""
+    refused = {"methodResponses": [["error", {"type": "forbidden", "description": "You do not have permission"}, "c0"]]}
+    fake = FakeServer(handler=lambda body: refused)
+    cli, dummy = client(fake)
+    assert cli.session["primaryAccounts"]["urn:stalwart:jmap"] == "b"
+    with pytest.raises(StalwartError) as err:
+        cli.call("x:Domain/get", {"ids": None})
+    assert "x:Domain/get failed: forbidden" in err.value.message and "not an administrator" in err.value.message
+
+
+def test_session_that_is_not_jmap():
+    fake = FakeServer([{"hello": "world"}])
     cli, dummy = client(fake)
     with pytest.raises(StalwartError) as err:
         cli.session  # pylint: disable=pointless-statement
-    assert "no management access" in err.value.message
+    assert "did not return a JMAP session" in err.value.message
 
 
 def test_api_path_keeps_only_the_path_of_api_url():
