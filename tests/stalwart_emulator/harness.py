@@ -23,20 +23,23 @@ def free_port():
 class EmulatorProcess:
     """An emulator on a free loopback port with a recovery admin; `datastore` None starts it in bootstrap mode."""
 
-    def __init__(self, workdir, datastore="sqlite", env=None, https=None):
+    def __init__(self, workdir, datastore="sqlite", env=None, https=None, config=None, port=None, password=None):
+        """`config`: reuse that config.json (a restart of the same node). `port`: the HTTP port the node will serve
+        without STALWART_EMULATOR_HTTP (bound from its listener objects or STALWART_RECOVERY_MODE_PORT)."""
         os.makedirs(workdir, exist_ok=True)
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         self.user = "admin"
-        self.password = secrets.token_urlsafe(18)
-        self.config = os.path.join(workdir, "config-%d.json" % self.port)
+        self.password = password or secrets.token_urlsafe(18)
+        self.config = config or os.path.join(workdir, "config-%d.json" % self.port)
         if datastore == "sqlite":
             datastore = {"@type": "RocksDb", "path": os.path.join(workdir, "data-%d" % self.port)}
-        if datastore is not None:
+        if datastore is not None and config is None:
             with open(self.config, "w", encoding="utf-8") as handle:
                 json.dump(datastore, handle)
-        full_env = dict(os.environ, STALWART_EMULATOR_HTTP="127.0.0.1:%d" % self.port,
-                        STALWART_RECOVERY_ADMIN="%s:%s" % (self.user, self.password))
+        full_env = dict(os.environ, STALWART_RECOVERY_ADMIN="%s:%s" % (self.user, self.password))
+        if port is None:
+            full_env["STALWART_EMULATOR_HTTP"] = "127.0.0.1:%d" % self.port
         full_env.update(env or {})
         if https:
             self.https_port = free_port()

@@ -4,7 +4,22 @@ import json
 import os
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEFAULT_PATH = os.path.join(TOP, ".cache", "upstream", "stalwart-schema", "schema.json.gz")
+CACHE = os.path.join(TOP, ".cache", "upstream", "stalwart-schema")
+# Stalwart version lines the emulator can load a schema for, and the release each emulates. The schema of a line lives
+# at .cache/upstream/stalwart-schema/<line>/schema.json.gz (scripts/upstream.lock); 0.16 also at the original path.
+LINES = {"0.16": "0.16.18"}
+DEFAULT_LINE = "0.16"
+
+
+def schema_path(line):
+    """The cached schema of a Stalwart version line; SystemExit naming what is missing."""
+    if line not in LINES:
+        raise SystemExit("the emulator knows no Stalwart %s schema (known lines: %s); Stalwart 1.0 and later are not "
+                         "emulated" % (line, ", ".join(sorted(LINES))))
+    for path in (os.path.join(CACHE, "v" + line, "schema.json.gz"), os.path.join(CACHE, "schema.json.gz")):
+        if os.path.exists(path):
+            return path
+    raise SystemExit("no schema for Stalwart %s in %s: run `make upstream` (scripts/fetch-upstream.sh)" % (line, CACHE))
 
 # Types whose ids come from a per-type counter (small ids); all others get 64-bit snowflake ids.
 SEQUENTIAL = {"x:Account", "x:Domain", "x:Tenant", "x:Role", "x:MailingList", "x:OAuthClient"}
@@ -18,8 +33,10 @@ UNIQUE = {
 
 
 class Catalog:
-    def __init__(self, path=None):
-        self.path = path or os.environ.get("STALWART_SCHEMA") or DEFAULT_PATH
+    def __init__(self, path=None, line=None):
+        self.line = line or os.environ.get("STALWART_EMULATOR_LINE") or DEFAULT_LINE
+        self.release = LINES.get(self.line, self.line)
+        self.path = path or os.environ.get("STALWART_SCHEMA") or schema_path(self.line)
         with open(self.path, "rb") as handle:
             self.raw_gz = handle.read()
         data = json.loads(gzip.decompress(self.raw_gz))

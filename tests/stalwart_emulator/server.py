@@ -5,6 +5,7 @@ import hashlib
 import http.server
 import json
 import os
+import socket
 import socketserver
 import ssl
 import sys
@@ -12,7 +13,7 @@ import threading
 import time
 import traceback
 
-from . import VERSION, ids, passwords
+from . import VERSION, ids, listeners, passwords
 from .methods import MAX_GET, MAX_SET, SELF_SERVICE, Context, Methods
 from .bootstrap import Bootstrap, generated_password
 from .registry import MethodError, Registry
@@ -152,7 +153,12 @@ class Emulator:
 
     def finish_bootstrap(self):
         self.auth_cache.clear()
-        print("Bootstrap completed: config.json written to %s; now in %s mode" % (self.config_path, self.mode), flush=True)
+        if os.environ.get("STALWART_EMULATOR_HTTP"):
+            # test listener from the environment: nothing to rebind, so switch in-process (documented difference)
+            print("Bootstrap completed: config.json written to %s; now in %s mode" % (self.config_path, self.mode), flush=True)
+            return
+        print("Bootstrap completed: config.json written to %s; restarting into normal mode" % self.config_path, flush=True)
+        threading.Timer(0.5, restart).start()  # after the response has been sent
 
     def abort_bootstrap(self):
         self.store = None
@@ -181,6 +187,8 @@ class Emulator:
             settings = self.registry.default_object("x:SystemSettings")
             settings["defaultHostname"] = self.hostname
             tx.put("x:SystemSettings", ids.SINGLETON, settings)
+        if self.recovery_mode:
+            return  # recovery mode joins no cluster: no node lease
         lease = {"nodeId": 1, "hostname": self.hostname, "lastRenewal": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                  "status": "active"}
         nodes = tx.all("x:ClusterNode")
@@ -394,7 +402,6 @@ def parse_recovery(value):
 
 
 def socket_hostname():
-    import socket
     name = socket.gethostname().lower()
     return "localhost" if name.replace(".", "").isdigit() else name
 
@@ -488,18 +495,36 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
+    def __init__(self, address, handler, family=socket.AF_INET):
+        self.address_family = family
+        super().__init__(address, handler, bind_and_activate=False)
+        if family == socket.AF_INET6:
+            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        self.server_bind()
+        self.server_activate()
+
 
 def split_addr(text):
     host, dummy, port = text.rpartition(":")
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-def serve(config_path):
-    emulator = Emulator(config_path)
-    servers = []
-    http_srv = Server(split_addr(os.environ.get("STALWART_EMULATOR_HTTP", "127.0.0.1:8080")), Handler)
+def management_only(emulator):
+    """Bootstrap and recovery mode: only HTTP on STALWART_RECOVERY_MODE_PORT (8080), every interface."""
+    port = int(os.environ.get("STALWART_RECOVERY_MODE_PORT") or 8080)
+    try:
+        srv = Server(("::", port), Handler, family=socket.AF_INET6)
+    except OSError:
+        srv = Server(("0.0.0.0", port), Handler)
+    srv.emulator = emulator
+    return [("recovery-http", "http", "[::]:%d" % port, srv)]
+
+
+def from_environment(emulator):
+    """STALWART_EMULATOR_HTTP (tests): one HTTP listener on that address, plus the optional HTTPS one."""
+    http_srv = Server(split_addr(os.environ["STALWART_EMULATOR_HTTP"]), Handler)
     http_srv.emulator = emulator
-    servers.append(http_srv)
+    out = [("emulator-http", "http", os.environ["STALWART_EMULATOR_HTTP"], http_srv)]
     if os.environ.get("STALWART_EMULATOR_HTTPS"):
         https_srv = Server(split_addr(os.environ["STALWART_EMULATOR_HTTPS"]), Handler)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -507,13 +532,47 @@ def serve(config_path):
         ctx.load_cert_chain(os.environ["STALWART_EMULATOR_TLS_CERT"], os.environ["STALWART_EMULATOR_TLS_KEY"])
         https_srv.socket = ctx.wrap_socket(https_srv.socket, server_side=True)
         https_srv.emulator = emulator
-        servers.append(https_srv)
-    mode = emulator.mode
-    print("stalwart emulator %s: %s mode, listening on %s" % (VERSION, mode, ", ".join(
-        "%s:%d" % s.server_address[:2] for s in servers)), flush=True)
-    for srv in servers[1:]:
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        out.append(("emulator-https", "http", os.environ["STALWART_EMULATOR_HTTPS"], https_srv))
+    return out
+
+
+def start_listeners(emulator):
+    """What this node binds: in bootstrap and recovery mode only the management HTTP port; in normal mode every
+    x:NetworkListener (read once at start; changes need a restart, as with the real server). STALWART_EMULATOR_HTTP
+    replaces the listener objects with one test listener unless STALWART_EMULATOR_LISTENERS=1 adds them back."""
+    if os.environ.get("STALWART_EMULATOR_HTTP"):
+        servers = from_environment(emulator)
+        if emulator.mode != "normal" or os.environ.get("STALWART_EMULATOR_LISTENERS") != "1":
+            return servers
+    elif emulator.mode != "normal":
+        return management_only(emulator)
+    else:
+        servers = []
+    with emulator.store.transaction() as tx:
+        objects = dict(tx.all("x:NetworkListener"))
+        certificates = dict(tx.all("x:Certificate"))
+        settings = emulator.registry.singleton(tx, "x:SystemSettings")
+    default_cert, hostname = settings.get("defaultCertificateId"), settings.get("defaultHostname") or emulator.hostname
     try:
-        servers[0].serve_forever()
+        return servers + listeners.bind_listeners(objects, certificates, default_cert, hostname, Handler, emulator)
+    except OSError as err:
+        raise SystemExit("cannot bind a listener: %s" % err) from None
+
+
+def restart():
+    """Replace this process with a fresh start of the same command (what the real server does after bootstrap)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable] + sys.argv)
+
+
+def serve(config_path):
+    emulator = Emulator(config_path)
+    bound = start_listeners(emulator)
+    print("stalwart %s (emulating the Stalwart %s line): %s mode, listening on %s" % (
+        VERSION, emulator.catalog.line, emulator.mode, ", ".join("%s %s %s" % (name, proto, addr) for name, proto, addr, srv in bound)),
+        flush=True)
+    try:
+        listeners.run_all([srv for name, proto, addr, srv in bound])
     except KeyboardInterrupt:
         pass
