@@ -88,6 +88,12 @@ def get_path(data, path):
     return data
 
 
+def api_group_of(data):
+    """The API group of a document's apiVersion ('' for the core group)."""
+    api_version = str(data.get("apiVersion", ""))
+    return api_version.rsplit("/", 1)[0] if "/" in api_version else ""
+
+
 def annotations(data):
     return (get_path(data, ("metadata", "annotations")) or {}) if isinstance(data, dict) else {}
 
@@ -190,8 +196,7 @@ def check_workload(doc):
             problem = resources_problem(container.get("resources"))
             if problem:
                 yield "resources", "%s: %s" % (place, problem)
-        for finding in check_container_security(doc, spec, where, template_meta):
-            yield finding
+        yield from check_container_security(doc, spec, where, template_meta)
 
 
 # Operator custom resources: (image field, resources locations) of the pods they become.
@@ -206,7 +211,7 @@ OPERATOR_POD_FIELDS = {
 def check_operator_cr(doc):
     """Operator custom resources: the fields that become the pods' image and resources."""
     data = doc.data
-    fields = OPERATOR_POD_FIELDS.get((str(data.get("apiVersion", "")).split("/")[0], data.get("kind")))
+    fields = OPERATOR_POD_FIELDS.get((api_group_of(data), data.get("kind")))
     if fields is None:
         return
     image_field, resource_places = fields
@@ -232,12 +237,10 @@ def _walk(node, path=""):
         for key, value in node.items():
             sub = "%s.%s" % (path, key) if path else str(key)
             yield sub, key, value
-            for item in _walk(value, sub):
-                yield item
+            yield from _walk(value, sub)
     elif isinstance(node, list):
         for index, value in enumerate(node):
-            for item in _walk(value, "%s[%d]" % (path, index)):
-                yield item
+            yield from _walk(value, "%s[%d]" % (path, index))
 
 
 def check_secrets(doc):
@@ -284,12 +287,10 @@ def check_nulls(doc):
             yield path or "(document)"
         elif isinstance(node, dict):
             for key, value in node.items():
-                for item in walk(value, "%s.%s" % (path, key) if path else str(key)):
-                    yield item
+                yield from walk(value, "%s.%s" % (path, key) if path else str(key))
         elif isinstance(node, list):
             for index, value in enumerate(node):
-                for item in walk(value, "%s[%d]" % (path, index)):
-                    yield item
+                yield from walk(value, "%s[%d]" % (path, index))
     for path in walk(doc.data, ""):
         yield "no-null", "%s is null (leave empty optional fields out)" % path
 
@@ -319,7 +320,7 @@ def selector_matches(selector, labels):
 
 
 def _is_kind(doc, api_group, kind):
-    return doc.data.get("kind") == kind and str(doc.data.get("apiVersion", "")).split("/")[0] == api_group
+    return doc.data.get("kind") == kind and api_group_of(doc.data) == api_group
 
 
 def replicated_pod_labels(doc):
@@ -361,6 +362,11 @@ def _is_default_deny(policy):
             and not spec.get("ingress") and not spec.get("egress"))
 
 
+def _has_rules(policy):
+    spec = policy.data.get("spec") or {}
+    return bool(spec.get("ingress") or spec.get("egress"))
+
+
 def check_namespaces(docs, external_namespaces=()):
     """Every namespace of the set: a Namespace document with the Pod Security restricted enforce label (unless it is
     declared external), one default-deny NetworkPolicy and at least one explicit allow policy."""
@@ -379,25 +385,24 @@ def check_namespaces(docs, external_namespaces=()):
     for name in sorted(set(declared) | set(used), key=str):
         anchor = declared.get(name) or used[name]
         if name not in declared and name not in external_namespaces:
-            yield anchor, "namespace-declared", "namespace %s is used but no Namespace document declares it (--external-namespace if another render creates it)" % name
+            yield anchor, "namespace-declared", ("namespace %s is used but no Namespace document declares it "
+                                                 "(--external-namespace if another render creates it)" % name)
         policies = [doc for doc in docs if doc.data.get("kind") == "NetworkPolicy" and doc.namespace == name]
         denies = [doc for doc in policies if _is_default_deny(doc)]
         if not denies:
-            yield anchor, "default-deny", "namespace %s has no default-deny NetworkPolicy (podSelector {}, policyTypes Ingress and Egress, no rules)" % name
-        if not [doc for doc in policies if doc not in denies and ((doc.data.get("spec") or {}).get("ingress") or (doc.data.get("spec") or {}).get("egress"))]:
+            yield anchor, "default-deny", ("namespace %s has no default-deny NetworkPolicy (podSelector {}, policyTypes Ingress and Egress, "
+                                           "no rules)" % name)
+        if not [doc for doc in policies if doc not in denies and _has_rules(doc)]:
             yield anchor, "allow-policy", "namespace %s has no explicit allow NetworkPolicy (one with ingress or egress rules)" % name
 
 
 def check_document(doc):
     """Per-document rules, as (rule, message)."""
     for check in (check_nulls, check_workload, check_operator_cr, check_secrets):
-        for finding in check(doc):
-            yield finding
+        yield from check(doc)
 
 
 def check_set(docs, external_namespaces=()):
     """Rules over the whole rendered set, as (doc, rule, message)."""
-    for finding in check_pdbs(docs):
-        yield finding
-    for finding in check_namespaces(docs, external_namespaces):
-        yield finding
+    yield from check_pdbs(docs)
+    yield from check_namespaces(docs, external_namespaces)
