@@ -26,9 +26,6 @@ DEFAULT_MATCH = {
 }
 # Values the server lower-cases on write: compare them case-insensitively.
 CASELESS = frozenset(["name", "aliases", "catchAllAddress", "emailAddress", "recipients"])
-SINGLETONS_HINT = frozenset(["x:SystemSettings", "x:Authentication", "x:MtaSts", "x:SpamSettings", "x:Metrics",
-                             "x:BlobStore", "x:InMemoryStore", "x:SearchStore", "x:Coordinator", "x:Enterprise",
-                             "x:Jmap", "x:Imap", "x:Http", "x:Security", "x:DataRetention"])
 
 
 def type_name(name):
@@ -91,6 +88,29 @@ def differs(prop, desired, current):
     return desired != current
 
 
+def freeze(value):
+    """A hashable form of a JSON value, equal exactly when the values are equal (match keys)."""
+    if isinstance(value, dict):
+        return tuple(sorted((k, freeze(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return ("[",) + tuple(freeze(v) for v in value)
+    return value
+
+
+def declared_properties(ops):
+    """{type: properties to read} when every upsert/reconcile of the type names its properties; None for a type
+    some operation reads whole (e.g. pruning compares only ids, but stays safe with whole objects)."""
+    out = {}
+    for op in ops:
+        if op.get("@type") not in ("upsert", "reconcile"):
+            continue
+        props = out.setdefault(type_name(op["object"]), set(["@type"]))
+        props.update(op.get("matchOn") if isinstance(op.get("matchOn"), list) else DEFAULT_MATCH.get(type_name(op["object"]), []))
+        for body in (op.get("value") or {}).values():
+            props.update(k for k in body if "/" not in k)
+    return dict((t, sorted(p)) for t, p in out.items())
+
+
 class Planner(object):
     """Runs a plan. `refs` maps client ids to real ids; writes are queued and sent in batches."""
 
@@ -107,11 +127,13 @@ class Planner(object):
         self.diff = {"before": {}, "after": {}}
         self.calls = []
         self.queue = []
+        self.read_properties = {}
 
     # ------------------------------------------------------------------------------------------- helpers
     def existing(self, obj_type):
         if obj_type not in self.cache:
-            self.cache[obj_type] = dict((o["id"], o) for o in self.client.get_all(obj_type))
+            props = self.read_properties.get(obj_type)
+            self.cache[obj_type] = dict((o["id"], o) for o in self.client.get_all(obj_type, properties=props))
         return self.cache[obj_type]
 
     def count(self, obj_type, what, n=1):
@@ -120,12 +142,22 @@ class Planner(object):
 
     def resolve(self, value):
         """Replace #cid references whose real id is known; leave the others for the server to resolve."""
-        if isinstance(value, str) and value.startswith("#") and value[1:] in self.refs:
-            return self.refs[value[1:]]
+        return self._resolve(value, [])
+
+    def _resolve(self, value, pending):
+        """resolve(), noting in `pending` every #cid reference still unknown (so a body without any is resolved
+        once, not again when it is sent)."""
+        if isinstance(value, str):
+            if value.startswith("#"):
+                if value[1:] in self.refs:
+                    return self.refs[value[1:]]
+                pending.append(value)
+            return value
         if isinstance(value, dict):
-            return dict((self.resolve(k) if k.startswith("#") else k, self.resolve(v)) for k, v in value.items())
+            return dict((self._resolve(k, pending) if k.startswith("#") else k, self._resolve(v, pending))
+                        for k, v in value.items())
         if isinstance(value, list):
-            return [self.resolve(v) for v in value]
+            return [self._resolve(v, pending) for v in value]
         return value
 
     def match_keys(self, op, obj_type):
@@ -136,11 +168,12 @@ class Planner(object):
 
     @staticmethod
     def key_of(body, keys):
-        return tuple(json.dumps(norm(k, body.get(k)), sort_keys=True) for k in keys)
+        return tuple(freeze(norm(k, body.get(k))) for k in keys)
 
     # ------------------------------------------------------------------------------------------- run
     def run(self, ops):
         validate_ops(ops)
+        self.read_properties = declared_properties(ops)
         for op in reversed(ops):
             if op["@type"] == "destroy":
                 self.op_destroy(op)
@@ -182,7 +215,8 @@ class Planner(object):
         touched = self.touched.setdefault(obj_type, set())
         creates = {}
         for cid, body in (op.get("value") or {}).items():
-            desired = self.resolve(body)
+            pending = []
+            desired = self._resolve(body, pending)
             found = index.get(self.key_of(desired, keys), [])
             if len(found) > 1:
                 raise StalwartError("%s %s matches %d existing objects on %s; make matchOn unique"
@@ -198,9 +232,9 @@ class Planner(object):
                 else:
                     self.count(obj_type, "unchanged")
             else:
-                creates[cid] = body
-        for cid, body in creates.items():
-            self.enqueue(obj_type, "create", cid, body, cid)
+                creates[cid] = (body, desired if not pending else None)
+        for cid, (body, resolved) in creates.items():
+            self.enqueue(obj_type, "create", cid, body, cid, resolved)
             self.record_diff(obj_type, cid, None, body)
 
     def patch_for(self, desired, current):
@@ -286,8 +320,9 @@ class Planner(object):
             self.diff["after"][name] = mask(patch)
 
     # ------------------------------------------------------------------------------------------- writes
-    def enqueue(self, obj_type, kind, key, body, label):
-        self.queue.append((obj_type, kind, key, body, label))
+    def enqueue(self, obj_type, kind, key, body, label, resolved=None):
+        """Queue one write; `resolved` is the body already free of #cid references (sent as is)."""
+        self.queue.append((obj_type, kind, key, body, label, resolved))
 
     def flush(self):
         """Send the queued writes: consecutive writes of one type and kind share /set calls (maxObjectsInSet each),
@@ -296,11 +331,12 @@ class Planner(object):
         if not self.queue:
             return
         groups = []
-        for obj_type, kind, key, body, label in self.queue:
+        for obj_type, kind, key, body, label, resolved in self.queue:
+            item = (key, body, label, resolved)
             if groups and groups[-1][0] == obj_type and groups[-1][1] == kind and len(groups[-1][2]) < self.client.max_set:
-                groups[-1][2].append((key, body, label))
+                groups[-1][2].append(item)
             else:
-                groups.append((obj_type, kind, [(key, body, label)]))
+                groups.append((obj_type, kind, [item]))
         self.queue = []
         for obj_type, kind, items in groups:
             self.count(obj_type, {"create": "created", "update": "updated", "destroy": "destroyed"}[kind], len(items))
@@ -313,9 +349,10 @@ class Planner(object):
             calls = []
             for n, (obj_type, kind, items) in enumerate(batch):
                 if kind == "destroy":
-                    args = {"destroy": [key for key, body, label in items]}
+                    args = {"destroy": [key for key, body, label, resolved in items]}
                 else:
-                    args = {kind: dict((key, self.resolve(body)) for key, body, label in items)}
+                    args = {kind: dict((key, resolved if resolved is not None else self.resolve(body))
+                                       for key, body, label, resolved in items)}
                 calls.append([obj_type + "/set", args, "s%d" % n])
                 self.calls.append({"method": obj_type + "/set", kind: [i[2] for i in items]})
             responses, dummy = self.client.request(calls)
