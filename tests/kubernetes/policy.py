@@ -53,9 +53,13 @@ def name_words(name):
     return [word for word in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if word]
 
 
+# Kubernetes API fields whose names end in "key" but hold no key material.
+API_KEY_FIELDS = frozenset(("topologykey", "matchlabelkeys", "mismatchlabelkeys"))
+
+
 def secret_like_name(name):
     words = name_words(name)
-    if not words or words[-1] in REFERENCE_WORDS:
+    if not words or words[-1] in REFERENCE_WORDS or "".join(words) in API_KEY_FIELDS:
         return False
     if any(word in SECRET_WORDS for word in words):
         return True
@@ -334,7 +338,8 @@ def replicated_pod_labels(doc):
         replicas = spec.get("replicas", 1)
         return replicas, get_path(spec, ("template", "metadata", "labels")) or {}
     if _is_kind(doc, "dragonflydb.io", "Dragonfly") and not spec.get("pdb"):
-        labels = {"app.kubernetes.io/name": "dragonfly", "app.kubernetes.io/instance": name, "app.kubernetes.io/component": "dragonfly",
+        # The operator's labels (internal/resources/const.go): app=<name> plus the recommended app.kubernetes.io set.
+        labels = {"app": name, "app.kubernetes.io/name": "dragonfly", "app.kubernetes.io/instance": name, "app.kubernetes.io/component": "dragonfly",
                   "app.kubernetes.io/part-of": "dragonfly", "app.kubernetes.io/managed-by": "dragonfly-operator"}
         labels.update(spec.get("labels") or {})
         labels.update(get_path(spec, ("podMetadata", "labels")) or {})

@@ -530,3 +530,10 @@ def test_script_entry_point(tmp_path):
     result = subprocess.run([sys.executable, "-m", "tests.kubernetes.validate", "--no-kustomize", good], capture_output=True, text=True,
                             check=False, cwd=schemas.TOP)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("name,secret", [("topologyKey", False), ("matchLabelKeys", False), ("apiKey", True),
+                                         ("s3_secret_key", True), ("key", False)])
+def test_api_fields_ending_in_key(name, secret):
+    from tests.kubernetes.policy import secret_like_name
+    assert secret_like_name(name) is secret
