@@ -21,7 +21,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLL_ROOT)
 export ANSIBLE_CONFIG := $(TOP)/ansible.cfg
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help setup host venv upstream images lint sanity units emulator-tests role-tests molecule test lab lab-destroy build bench clean
+.PHONY: help setup host venv upstream images lint sanity units emulator-tests role-tests k8s-tests molecule test lab lab-destroy build bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -65,13 +65,16 @@ emulator-tests: venv upstream ## contract tests of the Stalwart emulator and mod
 role-tests: venv ## role input tests: bad input fails before any change (ansible-playbook on localhost, no containers)
 	PYTHONPATH=$(COLL_ROOT) $(PY) -m pytest -q tests/roles
 
+k8s-tests: venv upstream ## offline Kubernetes manifest validator (schemas + policy) and its tests
+	PYTHONPATH=$(COLL_ROOT) $(PY) -m pytest -q tests/kubernetes
+
 molecule: venv images ## Molecule scenarios (all, or SCENARIO=name), each on its declared Debian releases
 	bash scripts/molecule.sh $(SCENARIO)
 
 build: venv ## build the collection tarball and check it installs with roles resolvable by FQCN
 	bash scripts/build-check.sh
 
-test: setup lint sanity units emulator-tests role-tests build molecule ## everything CI runs
+test: setup lint sanity units emulator-tests role-tests k8s-tests build molecule ## everything CI runs
 
 lab: venv images ## create the podman lab hosts, run site.yml against inventories/lab, verify from the Stalwart host
 	$(BIN)/ansible-playbook -i inventories/lab $(LAB_VARS) playbooks/lab-up.yml
