@@ -605,6 +605,63 @@ def dkim_from_zone(records, domain):
     return out
 
 
+def _stalwart_kind(name, rtype, text, apex):
+    label = name[:-len(apex)] if name.endswith(apex) else name
+    if rtype == "MX":
+        return "mx"
+    if rtype == "CAA":
+        return "caa"
+    if rtype == "TLSA":
+        return "tlsa"
+    if rtype == "SRV":
+        return "autoDiscover" if label.startswith("_autodiscover.") else "srv"
+    if rtype == "TXT":
+        if text.startswith("v=spf1"):
+            return "spf"
+        if "._domainkey." in name:
+            return "dkim"
+        if label.startswith("_dmarc."):
+            return "dmarc"
+        if label.startswith("_mta-sts."):
+            return "mtaSts"
+        if label.startswith("_smtp._tls."):
+            return "tlsRpt"
+        if label.startswith("_ua-auto-config."):
+            return "autoConfig"
+    if rtype == "CNAME":
+        first = label.split(".", 1)[0]
+        return {"mta-sts": "mtaSts", "autoconfig": "autoConfigLegacy", "autodiscover": "autoDiscover",
+                "ua-auto-config": "autoConfig"}.get(first, "other")
+    return "other"
+
+
+def rrsets_from_zone(records, domain):
+    """Record sets (as compute() returns them, kind = Stalwart's DnsRecordType) from Stalwart's parsed zone."""
+    apex = fqdn(domain)
+    groups = {}
+    for rec in records or []:
+        rtype = (rec.get("type") or "").upper()
+        if rtype not in MANAGED_TYPES:
+            continue
+        name = (rec.get("name") or "").lower()
+        if not name.endswith("."):
+            name = apex if name in ("@", "") else name + "." + apex
+        if rtype == "MX":
+            value = "%d %s" % (rec.get("priority", 10), fqdn(rec["value"]))
+        elif rtype == "SRV":
+            value = "%d %d %d %s" % (rec.get("priority", 0), rec.get("weight", 0), rec.get("port", 0), fqdn(rec["value"]))
+        elif rtype == "TXT":
+            value = txt_strings(rec.get("value") or "")
+        else:
+            value = rec.get("value") or ""
+        key = (name, rtype)
+        if key not in groups:
+            groups[key] = _rr(domain, name, rtype, rec.get("ttl") or DEFAULTS["ttl"], [], "", domain.rstrip("."))
+            groups[key]["kind"] = _stalwart_kind(name, rtype, rec.get("value") or "", apex)
+        groups[key]["values"].append(value)
+    return sorted(groups.values(), key=lambda r: (_sort_name(r["name"]), r["type"]))
+
+
 def dkim_public_key(value):
     """The raw public key bytes of a DKIM TXT value (p= tag), for tests and checks."""
     tags = dict(t.strip().split("=", 1) for t in value.split(";") if "=" in t)

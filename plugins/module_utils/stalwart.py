@@ -296,20 +296,31 @@ class StalwartClient(object):
     def get_all(self, obj_type, flt=None, properties=None):
         """Every object of a type (or matching flt): query pages + get through result references, many pages per
         HTTP request once the total is known."""
+        return self.get_all_many([(obj_type, flt, properties)])[obj_type]
+
+    def get_all_many(self, wanted):
+        """get_all for several (type, filter, properties) at once: the first page of every type shares requests,
+        then the remaining pages of all of them."""
         page_size = self.max_get
-        first = self._query_get_pair(obj_type, flt, properties, 0, page_size, "p0")
-        responses = self.call_many(first)
-        total = responses[0][1].get("total", 0)
-        objects = list(responses[1][1].get("list", []))
-        pairs = []
-        for n, position in enumerate(range(page_size, total, page_size)):
-            pairs.extend(self._query_get_pair(obj_type, flt, properties, position, page_size, "p%d" % (n + 1)))
         per_request = max(2, self.max_calls - self.max_calls % 2)
+        out = dict((t, []) for t, flt, props in wanted)
+        first = []
+        for n, (obj_type, flt, props) in enumerate(wanted):
+            first.extend(self._query_get_pair(obj_type, flt, props, 0, page_size, "t%dp0" % n))
+        pairs = []
+        for i in range(0, len(first), per_request):
+            responses = self.call_many(first[i:i + per_request])
+            for j in range(0, len(responses), 2):
+                n = (i + j) // 2
+                obj_type, flt, props = wanted[n]
+                out[obj_type].extend(responses[j + 1][1].get("list", []))
+                for k, position in enumerate(range(page_size, responses[j][1].get("total", 0), page_size)):
+                    pairs.extend(self._query_get_pair(obj_type, flt, props, position, page_size, "t%dp%d" % (n, k + 1)))
         for i in range(0, len(pairs), per_request):
             for resp in self.call_many(pairs[i:i + per_request]):
                 if resp[0].endswith("/get"):
-                    objects.extend(resp[1].get("list", []))
-        return objects
+                    out[resp[0].rsplit("/", 1)[0]].extend(resp[1].get("list", []))
+        return out
 
     @staticmethod
     def _query_get_pair(obj_type, flt, properties, position, limit, tag):
