@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Secret-leak check: run a converge at -vvv with known secret values and look for them everywhere they must not be.
+
+Known secrets are the lab's generated secrets (every file in --secrets-dir) and the private keys in --ca-dir. The
+check fails when any of them appears in:
+  - the converge's output (-vvv),
+  - the arguments of any process on the controller (sampled every 0.1 s during the converge) or on any host
+    (sampled during and after the converge),
+  - a file on any host that users other than root and the file's group can read (mode o+r), under the paths where
+    deployments write (/etc, /opt, /usr/local, /var/lib, /var/cache, /var/log, /srv, /run, /tmp, /home, /root),
+  - the journal of any host.
+Hosts are the podman containers of the inventory given with -i (by inventory name). Prints one line per hit and a
+summary; exit status 1 on any hit.
+
+Usage: leak_check.py --secrets-dir DIR [--ca-dir DIR] -- ansible-playbook -i INVENTORY site.yml [args...]
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+SEARCH_ROOTS = ["/etc", "/opt", "/usr/local", "/var/lib", "/var/cache", "/var/log", "/srv", "/run", "/tmp", "/home", "/root"]
+MIN_SECRET_LENGTH = 8
+
+
+def known_secrets(secrets_dir, ca_dir):
+    secrets = {}
+    for name in sorted(os.listdir(secrets_dir)):
+        path = os.path.join(secrets_dir, name)
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as handle:
+                value = handle.read().split(" salt=")[0].strip()
+            if len(value) >= MIN_SECRET_LENGTH:
+                secrets["secret " + name] = value
+    if ca_dir and os.path.isdir(ca_dir):
+        for name in sorted(os.listdir(ca_dir)):
+            if name.endswith(".key"):
+                with open(os.path.join(ca_dir, name), encoding="utf-8") as handle:
+                    body = [line for line in handle.read().splitlines() if line and not line.startswith("-----")]
+                if body:
+                    # The key's first base64 line is long and random enough to identify it anywhere.
+                    secrets["private key " + name] = body[0]
+    return secrets
+
+
+def hits_in(text, secrets, where):
+    return ["%s: %s found" % (where, label) for label, value in secrets.items() if value in text]
+
+
+def inventory_hosts(cmd):
+    inventory = cmd[cmd.index("-i") + 1]
+    out = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-inventory"), "-i", inventory, "--list"],
+                         capture_output=True, text=True, check=True).stdout
+    data = json.loads(out)
+    return sorted(set(data.get("_meta", {}).get("hostvars", {})))
+
+
+def podman(host, script, stdin=None):
+    proc = subprocess.run(["podman", "exec", "-i", host, "sh", "-c", script], input=stdin, capture_output=True, text=True,
+                          check=False)
+    return proc.stdout
+
+
+class Sampler(threading.Thread):
+    """Collects every distinct process command line on the controller and the hosts while the converge runs."""
+
+    def __init__(self, hosts):
+        super().__init__(daemon=True)
+        self.hosts = hosts
+        self.stop = threading.Event()
+        self.seen = {}
+
+    def sample(self):
+        controller = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=False).stdout
+        self.seen.setdefault("controller", set()).update(controller.splitlines())
+        for host in self.hosts:
+            self.seen.setdefault(host, set()).update(podman(host, "ps -eo args 2>/dev/null || cat /proc/[0-9]*/cmdline | tr '\\0' ' '").splitlines())
+
+    def run(self):
+        deadline = time.monotonic() + 3600
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            self.sample()
+            self.stop.wait(0.1)
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--secrets-dir", required=True)
+    parser.add_argument("--ca-dir")
+    parser.add_argument("cmd", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    cmd = [c for c in args.cmd if c != "--"]
+    secrets = known_secrets(args.secrets_dir, args.ca_dir)
+    if not secrets:
+        print("leak-check: no known secrets in %s: nothing to look for" % args.secrets_dir)
+        return 2
+    hosts = inventory_hosts(cmd)
+    sampler = Sampler(hosts)
+    sampler.start()
+    proc = subprocess.run(cmd + ["-vvv"], capture_output=True, text=True, check=False)
+    sampler.stop.set()
+    sampler.join()
+    sampler.sample()
+    output = proc.stdout + proc.stderr
+    hits = []
+    if proc.returncode != 0:
+        print(output[-4000:])
+        print("leak-check: the converge failed (rc %d)" % proc.returncode)
+        return 1
+    hits += hits_in(output, secrets, "converge output (-vvv)")
+    for where, lines in sorted(sampler.seen.items()):
+        hits += hits_in("\n".join(lines), secrets, "process arguments on " + where)
+    roots = " ".join(SEARCH_ROOTS)
+    for host in hosts:
+        # The patterns go in on stdin to a root-only file (never argv), which is removed again.
+        files = podman(host, "umask 077; cat > /root/.leak-patterns; find %s -xdev -type f -perm -o=r -size -2M 2>/dev/null | "
+                             "xargs -r grep -l -F -f /root/.leak-patterns 2>/dev/null; rm -f /root/.leak-patterns" % roots,
+                       stdin="\n".join(secrets.values()) + "\n")
+        for path in files.split():
+            content = podman(host, "cat %s" % path)
+            hits += hits_in(content, secrets, "world-readable file %s:%s" % (host, path))
+        hits += hits_in(podman(host, "journalctl --no-pager -o cat 2>/dev/null"), secrets, "journal of " + host)
+    for line in hits:
+        print("LEAK " + line)
+    print("leak-check: %d known secrets, %d hosts, %d output lines, %d process command lines sampled: %d leaks"
+          % (len(secrets), len(hosts), output.count("\n"), sum(len(v) for v in sampler.seen.values()), len(hits)))
+    return 1 if hits else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
