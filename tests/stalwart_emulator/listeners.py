@@ -49,17 +49,22 @@ class GreetingHandler(socketserver.StreamRequestHandler):
             self.wfile.write(refuse.format(tag=tag or "*").encode())
 
 
-class TcpServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
+class Bound(socketserver.ThreadingMixIn):
+    """A threading server on IPv4 or IPv6 (dual-stack for `[::]`), reusing the address across restarts."""
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address, handler, family):
+    def __init__(self, address, handler, family=socket.AF_INET):
         self.address_family = family
         super().__init__(address, handler, bind_and_activate=False)
         if family == socket.AF_INET6:
             self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         self.server_bind()
         self.server_activate()
+
+
+class TcpServer(Bound, socketserver.TCPServer):
+    pass
 
 
 def parse_bind(text):

@@ -6,7 +6,6 @@ import http.server
 import json
 import os
 import socket
-import socketserver
 import ssl
 import sys
 import threading
@@ -491,17 +490,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self._problem(err)
 
 
-class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address, handler, family=socket.AF_INET):
-        self.address_family = family
-        super().__init__(address, handler, bind_and_activate=False)
-        if family == socket.AF_INET6:
-            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        self.server_bind()
-        self.server_activate()
+class Server(listeners.Bound, http.server.HTTPServer):
+    pass
 
 
 def split_addr(text):
