@@ -23,6 +23,7 @@ def open_with_context(url, context=None, **kwargs):
         return open_url(url, **kwargs)
     return Request(context=context).open(kwargs.pop("method"), url, **kwargs)
 
+
 CORE = "urn:ietf:params:jmap:core"
 MGMT = "urn:stalwart:jmap"
 USING = [CORE, MGMT]

@@ -6,7 +6,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest

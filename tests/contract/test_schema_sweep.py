@@ -280,8 +280,8 @@ def roundtrip(server, schema, gen, targets, report):
     for (key, kind, prop, expected), resp in zip(index, reads):
         value = resp[1]["list"][0].get(prop) if resp[0] != "error" and resp[1]["list"] else "<missing>"
         if expected is not None and value != expected:
-            failures.append("%s.%s (%s): read back %s, expected %s" % (key[0], prop, kind, json.dumps(value)[:200],
-                                                                        json.dumps(expected)[:200]))
+            failures.append("%s.%s (%s): read back %s, expected %s"
+                            % (key[0], prop, kind, json.dumps(value)[:200], json.dumps(expected)[:200]))
         elif expected is None and not (isinstance(value, dict) and len(value) == 1 and subset_equal(
                 schema.strip_server_set(schema_of_list(schema, key[0], prop, before[key]), calls_patch(calls, index, key, prop)), value["0"])):
             failures.append("%s.%s (%s): list read back %s" % (key[0], prop, kind, json.dumps(value)[:200]))
@@ -356,8 +356,8 @@ def test_every_collection_variant_creates_round_trips_and_updates_each_kind(serv
     for (obj_type, variant, body), resp in zip(creates, batched(server, calls)):
         created = (resp[1].get("created") or {}).get("c") if resp[0] != "error" else None
         if not created:
-            failures.append("%s/%s: minimal create refused: %s (body %s)" % (obj_type, variant, json.dumps(resp[1])[:300],
-                                                                           json.dumps(body)[:200]))
+            failures.append("%s/%s: minimal create refused: %s (body %s)"
+                            % (obj_type, variant, json.dumps(resp[1])[:300], json.dumps(body)[:200]))
         elif obj_type == "x:Action":
             actions += 1
         else:

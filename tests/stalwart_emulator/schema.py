@@ -21,6 +21,7 @@ def schema_path(line):
             return path
     raise SystemExit("no schema for Stalwart %s in %s: run `make upstream` (scripts/fetch-upstream.sh)" % (line, CACHE))
 
+
 # Types whose ids come from a per-type counter (small ids); all others get 64-bit snowflake ids.
 SEQUENTIAL = {"x:Account", "x:Domain", "x:Tenant", "x:Role", "x:MailingList", "x:OAuthClient"}
 # Unique keys beyond the special cases handled in registry.py (domain names, email addresses).
