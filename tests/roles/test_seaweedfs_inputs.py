@@ -1,147 +1,146 @@
-"""Bad input to the seaweedfs role fails early, naming the variable, and installs nothing.
-
-Container-free: each case runs the real role with ansible-playbook against localhost. Input errors are checked in
-check mode. The checksum-mismatch case runs for real against an artifact served on loopback by
-tests/artifacts/serve.py, with every install path pointed into a temporary directory, and asserts that nothing
-was unpacked, linked or configured.
-"""
-import hashlib
+"""Bad input to the seaweedfs role fails before anything is installed, with a message naming the variable; the
+Kubernetes tree renders, validates offline and re-renders byte-identically. Runs ansible-playbook against localhost
+with throwaway directories (the one harness in conftest.py); no containers."""
 import io
-import json
-import os
-import subprocess
-import sys
 import tarfile
 
 import pytest
 
-TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-SERVE = os.path.join(TOP, "tests", "artifacts", "serve.py")
-PLAYBOOK = """
-- name: Apply talentmesh.mail.seaweedfs with test input
-  hosts: localhost
-  connection: local
-  gather_facts: true
-  vars:
-    ansible_python_interpreter: "{{ ansible_playbook_python }}"
-  roles:
-    - role: talentmesh.mail.seaweedfs
-"""
+from tests.kubernetes import validate
+from tests.roles.conftest import run_role
+
 SECRET_MARK = "s3cret-"
-
-
-def valid_vars(tmp_path):
-    return {
-        "seaweedfs_artifact_url": "http://127.0.0.1:9/seaweedfs.tar.gz",
-        "seaweedfs_artifact_sha256": "0" * 64,
-        "seaweedfs_allowed_hosts": ["10.0.0.5"],
-        "seaweedfs_s3_admin_access_key": "admin",
-        "seaweedfs_s3_admin_secret_key": SECRET_MARK + "admin",
-        "seaweedfs_s3_stalwart_access_key": "stalwart",
-        "seaweedfs_s3_stalwart_secret_key": SECRET_MARK + "stalwart",
-        "seaweedfs_s3_backup_access_key": "backup",
-        "seaweedfs_s3_backup_secret_key": SECRET_MARK + "backup",
-        # Keep every path the role could write inside the test's directory.
-        "seaweedfs_download_dir": str(tmp_path / "cache"),
-        "seaweedfs_install_dir": str(tmp_path / "opt"),
-        "seaweedfs_binary_link": str(tmp_path / "bin" / "weed"),
-        "seaweedfs_data_dir": str(tmp_path / "data"),
-        "seaweedfs_config_dir": str(tmp_path / "etc"),
-        "seaweedfs_tls_lab_ca_dir": str(tmp_path / "lab-ca"),
-        "seaweedfs_firewall_enabled": False,
-    }
-
-
-def run_role(tmp_path, overrides=None, drop=(), check=True):
-    extra = {**valid_vars(tmp_path), **(overrides or {})}
-    for name in drop:
-        extra.pop(name)
-    (tmp_path / "play.yml").write_text(PLAYBOOK)
-    (tmp_path / "vars.json").write_text(json.dumps(extra))
-    env = dict(os.environ,
-               ANSIBLE_CONFIG=os.path.join(TOP, "ansible.cfg"),
-               ANSIBLE_COLLECTIONS_PATH=os.path.join(TOP, ".build", "collections"),
-               ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
-    playbook = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
-    cmd = [playbook, "-i", "localhost,", str(tmp_path / "play.yml"), "-e", f"@{tmp_path / 'vars.json'}"]
-    proc = subprocess.run(cmd + (["--check"] if check else []), capture_output=True, text=True, env=env, cwd=TOP,
-                          timeout=180, check=False)
-    output = proc.stdout + proc.stderr
-    assert SECRET_MARK not in output, "an S3 secret leaked into the output"
-    return proc.returncode, output
-
-
-def assert_nothing_installed(tmp_path):
-    for name in ("opt", "bin", "data", "etc", "lab-ca"):
-        assert not (tmp_path / name).exists(), f"{name} was created"
-    cache = tmp_path / "cache"
-    assert not cache.exists() or not any(cache.iterdir()), "an artifact was left in the download directory"
-
-
-CASES = {
-    "missing secret key": ({}, ("seaweedfs_s3_stalwart_secret_key",), ["seaweedfs_s3_stalwart_secret_key"]),
-    "empty secret key": ({"seaweedfs_s3_backup_secret_key": ""}, (), ["seaweedfs_s3_backup_secret_key is missing or empty"]),
-    "empty allow-list": ({"seaweedfs_allowed_hosts": []}, (), ["seaweedfs_allowed_hosts is empty"]),
-    "allow-list with a host name": ({"seaweedfs_allowed_hosts": ["stalwart.example.net"]}, (),
-                                    ["seaweedfs_allowed_hosts takes IP addresses or CIDRs"]),
-    "checksum not pinned": ({"seaweedfs_artifact_sha256": ""}, (), ["seaweedfs_artifact_sha256 must be"]),
-    "unreachable artifact URL": ({}, (), ["seaweedfs_artifact_url http://127.0.0.1:9/seaweedfs.tar.gz is not reachable"]),
-    "certificate without key": ({"seaweedfs_tls_cert": "-----BEGIN CERTIFICATE-----"}, (),
-                                ["seaweedfs_tls_cert and seaweedfs_tls_key"]),
+GOOD = {
+    "seaweedfs_allowed_hosts": ["10.0.0.5", "2001:db8::/64"],
+    "seaweedfs_s3_admin_access_key": "admin",
+    "seaweedfs_s3_admin_secret_key": SECRET_MARK + "admin",
+    "seaweedfs_s3_stalwart_access_key": "stalwart",
+    "seaweedfs_s3_stalwart_secret_key": SECRET_MARK + "stalwart",
+    "seaweedfs_s3_backup_access_key": "backup",
+    "seaweedfs_s3_backup_secret_key": SECRET_MARK + "backup",
+    "seaweedfs_s3_bind_address": "127.0.0.1",  # normally from gathered facts
 }
-
-
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_bad_input_fails_before_any_change(tmp_path, case):
-    overrides, drop, expected = CASES[case]
-    rc, output = run_role(tmp_path, overrides, drop)
-    assert rc != 0, output
-    for text in expected:
-        assert text in output, f"{text!r} missing from:\n{output}"
-    assert "changed=0" in output, output
-    assert_nothing_installed(tmp_path)
-
-
-@pytest.fixture(name="artifact")
-def fixture_artifact(tmp_path_factory):
-    """A small release-shaped tarball served over HTTP on loopback; yields (url, sha256, path)."""
-    root = tmp_path_factory.mktemp("artifacts")
+def tarball():
     data = b"#!/bin/sh\necho 'version 8000GB 0.0 test'\n"
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         info = tarfile.TarInfo("weed")
         info.size, info.mode = len(data), 0o755
         tar.addfile(info, io.BytesIO(data))
-    path = root / "seaweedfs-0.0-linux-amd64.tar.gz"
-    path.write_bytes(buf.getvalue())
-    state = root / "serve.json"
-    started = subprocess.run([sys.executable, SERVE, "start", "--dir", str(root), "--bind", "127.0.0.1",
-                              "--pidfile", str(state)], capture_output=True, text=True, check=True)
-    url = started.stdout.strip().rstrip("/") + "/" + path.name
-    try:
-        yield url, hashlib.sha256(path.read_bytes()).hexdigest(), str(path)
-    finally:
-        subprocess.run([sys.executable, SERVE, "stop", "--pidfile", str(state)], check=False)
+    return buf.getvalue()
 
 
-def test_checksum_mismatch_on_download_installs_nothing(tmp_path, artifact):
-    url, sha256, dummy = artifact
-    wrong = hashlib.sha256(b"something else").hexdigest()
-    assert wrong != sha256
-    rc, output = run_role(tmp_path, {"seaweedfs_artifact_url": url, "seaweedfs_artifact_sha256": wrong,
-                                     "seaweedfs_version": "0.0"}, check=False)
-    assert rc != 0, output
-    assert "did not\nmatch seaweedfs_artifact_sha256" in output or "did not match seaweedfs_artifact_sha256" in output, output
-    assert "nothing was installed" in output
-    assert "Unpack the weed binary" not in output, "the role went past the checksum"
+def run(tmp_path, served, extra, drop=(), check=False):
+    url, sha = served.add("seaweedfs.tar.gz", tarball())
+    variables = dict(GOOD, seaweedfs_artifact_url=url, seaweedfs_artifact_sha256=sha, seaweedfs_version="0.0",
+                     seaweedfs_download_dir=str(tmp_path / "cache"), seaweedfs_install_dir=str(tmp_path / "opt"),
+                     seaweedfs_binary_link=str(tmp_path / "bin" / "weed"), seaweedfs_data_dir=str(tmp_path / "data"),
+                     seaweedfs_config_dir=str(tmp_path / "etc"), mail_tls_lab_ca_dir=str(tmp_path / "lab-ca"),
+                     mail_firewall_dropin_dir=str(tmp_path / "nft"))
+    variables.update(extra)
+    for name in drop:
+        variables.pop(name)
+    rc, out = run_role("seaweedfs", tmp_path, variables, check=check)
+    assert SECRET_MARK not in out, "an S3 secret leaked into the output"
+    return rc, out
+
+
+def assert_nothing_installed(tmp_path):
+    for name in ("opt", "bin", "data", "etc", "lab-ca", "nft", "render"):
+        assert not (tmp_path / name).exists(), "%s was created" % name
+    cache = tmp_path / "cache"
+    assert not cache.exists() or not any(cache.iterdir()), "an artifact was left in the download directory"
+
+
+@pytest.mark.parametrize("extra,drop,needle", [
+    ({}, ("seaweedfs_s3_stalwart_secret_key",), "seaweedfs_s3_stalwart_secret_key is missing"),
+    ({"seaweedfs_s3_backup_secret_key": ""}, (), "seaweedfs_s3_backup_secret_key is missing"),
+    ({"seaweedfs_s3_backup_secret_key": SECRET_MARK + "x\ny"}, (), "contains a control character"),
+    ({"seaweedfs_s3_backup_access_key": "admin"}, (), "needs its own access key"),
+    ({"seaweedfs_allowed_hosts": []}, (), "seaweedfs_allowed_hosts must list"),
+    ({"seaweedfs_allowed_hosts": ["stalwart.example.net"]}, (), "seaweedfs_allowed_hosts must list"),
+    ({"seaweedfs_allowed_hosts": ["10.0.0.1/33"]}, (), "seaweedfs_allowed_hosts must list"),
+    ({"seaweedfs_s3_port": 70000}, (), "must be\ndifferent ports 1-55535"),
+    ({"seaweedfs_filer_port": 8333}, (), "different ports 1-55535"),
+    ({"seaweedfs_s3_bind_address": ""}, (), "seaweedfs_s3_bind_address must be an IPv4/IPv6 address"),
+    ({"seaweedfs_stalwart_bucket": ""}, (), 'invalid: ""'),
+    ({"seaweedfs_backup_bucket": "Backups"}, (), 'invalid: "Backups"'),
+    ({"seaweedfs_extra_buckets": ["a..b", "192.168.1.1", "ab"]}, (), '"ab", "a..b", "192.168.1.1"'),
+    ({"seaweedfs_artifact_sha256": ""}, (), "seaweedfs_artifact_sha256 must be the 64-hex-digit"),
+    ({"seaweedfs_tls_cert": "-----BEGIN CERTIFICATE-----"}, (), "seaweedfs_tls_cert and seaweedfs_tls_key must both"),
+    ({"seaweedfs_tls_cert": "/etc/ssl/s3.crt", "seaweedfs_tls_key": "/etc/ssl/s3.key"}, (), "must both hold PEM"),
+    ({"mail_target": "kubernetes", "mail_k8s_mode": "render", "mail_render_dir": "RENDER",
+      "seaweedfs_k8s_replicas": 0}, (), "seaweedfs_k8s_replicas at\nleast 1"),
+    ({"mail_target": "kubernetes", "mail_k8s_mode": "render", "mail_render_dir": "RENDER",
+      "seaweedfs_k8s_image": "chrislusf/seaweedfs:latest"}, (), "pinned to a tag other than latest"),
+    ({"mail_target": "kubernetes", "mail_k8s_mode": "render", "mail_render_dir": "RENDER",
+      "mail_k8s_storage_class": "Fast_SSD"}, (), "mail_k8s_storage_class Fast_SSD is not a DNS subdomain"),
+])
+def test_invalid_input_fails_first(tmp_path, served, extra, drop, needle):
+    extra = {k: (str(tmp_path / "render") if v == "RENDER" else v) for k, v in extra.items()}
+    rc, out = run(tmp_path, served, extra, drop)
+    flat = " ".join(out.split())
+    assert rc != 0 and " ".join(needle.split()) in flat, out[-3000:]
+    assert "changed=0" in out
     assert_nothing_installed(tmp_path)
 
 
-def test_checksum_mismatch_on_controller_file_installs_nothing(tmp_path, artifact):
-    dummy, sha256, path = artifact
-    rc, output = run_role(tmp_path, {"seaweedfs_artifact_path": path, "seaweedfs_artifact_sha256": "f" * 64,
-                                     "seaweedfs_version": "0.0"})
-    assert rc != 0, output
-    assert f"has SHA-256 {sha256}, not seaweedfs_artifact_sha256" in output, output
-    assert "changed=0" in output, output
+def test_unreachable_artifact_url(tmp_path, served):
+    rc, out = run(tmp_path, served, {"seaweedfs_artifact_url": served.url + "/missing.tar.gz"})
+    assert rc != 0 and "seaweedfs_artifact_url" in out and "is not reachable" in out, out[-3000:]
     assert_nothing_installed(tmp_path)
+
+
+def test_checksum_mismatch_installs_nothing(tmp_path, served):
+    rc, out = run(tmp_path, served, {"seaweedfs_artifact_sha256": "0" * 64})
+    assert rc != 0 and "did not match the pinned seaweedfs_artifact_sha256" in " ".join(out.split()), out[-3000:]
+    assert "Unpack the weed binary" not in out, "the role went past the checksum"
+    assert not list((tmp_path / "cache").glob("*.tar.gz"))
+    assert not (tmp_path / "opt").exists() and not (tmp_path / "bin").exists()
+
+
+def test_controller_artifact_checksum_mismatch(tmp_path, served):
+    served.add("local.tar.gz", b"local bytes")
+    rc, out = run(tmp_path, served, {"seaweedfs_artifact_path": served.path("local.tar.gz"),
+                                     "seaweedfs_artifact_sha256": "f" * 64})
+    assert rc != 0 and "seaweedfs_artifact_path" in out and "nothing was installed" in out, out[-3000:]
+    assert_nothing_installed(tmp_path)
+
+
+def render(tmp_path, served, extra=None):
+    variables = {"mail_target": "kubernetes", "mail_k8s_mode": "render", "mail_render_dir": str(tmp_path / "render"),
+                 "mail_k8s_storage_class": "fast-ssd"}
+    variables.update(extra or {})
+    return run(tmp_path, served, variables)
+
+
+def snapshot(directory):
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def test_kubernetes_render_validates_and_is_stable(tmp_path, served):
+    rc, out = render(tmp_path, served)
+    assert rc == 0, out[-3000:]
+    root = tmp_path / "render"
+    files = sorted(p.name for p in (root / "seaweedfs").iterdir())
+    assert "statefulset-seaweedfs.yaml" in files and "secret-seaweedfs-config.yaml" in files, files
+    assert not any(name.startswith("configmap-") for name in files), files
+    assert not any(name.startswith("poddisruptionbudget-") for name in files), "no PDB for one replica"
+    # The namespace and its default-deny policy come from k8s_prerequisites' render, not this component's.
+    report = validate.validate_dir(str(root), external_namespaces=("mail",))
+    findings = [str(f) for f in report.findings if "default-deny" not in f.rule]
+    assert not findings, "\n".join(findings)
+    first = snapshot(root)
+    rc, out = render(tmp_path, served)
+    assert rc == 0 and "changed=0" in out, out[-3000:]
+    assert snapshot(root) == first, "the second render differs"
+    assert not any(SECRET_MARK.encode() in data for name, data in first.items() if "secret-" not in name)
+
+
+def test_kubernetes_render_with_replicas_has_a_pdb(tmp_path, served):
+    rc, out = render(tmp_path, served, {"seaweedfs_k8s_replicas": 3})
+    assert rc == 0, out[-3000:]
+    pdb = tmp_path / "render" / "seaweedfs" / "poddisruptionbudget-seaweedfs.yaml"
+    assert pdb.exists()
+    sts = (tmp_path / "render" / "seaweedfs" / "statefulset-seaweedfs.yaml").read_text()
+    assert "-master.peers=seaweedfs-0.seaweedfs-headless:9333,seaweedfs-1" in sts

@@ -79,6 +79,8 @@ def test_binary_from_verified_artifact(host):
 
 @pytest.mark.parametrize("path,mode,owner", [
     ("/etc/seaweedfs/s3.json", 0o600, "seaweedfs"),
+    ("/etc/seaweedfs/security.toml", 0o600, "seaweedfs"),
+    ("/etc/seaweedfs/grpc/grpc.key", 0o600, "seaweedfs"),
     ("/etc/seaweedfs/tls/s3.key", 0o600, "seaweedfs"),
     ("/etc/seaweedfs/tls/s3.crt", 0o644, "root"),
 ])
@@ -106,7 +108,8 @@ def test_internal_ports_on_loopback_only(host):
 
 
 def test_firewall_dropin_lists_only_the_client(host):
-    rule = host.file("/etc/nftables.d/50-seaweedfs.nft").content_string
+    assert not host.file("/etc/nftables.d/50-seaweedfs.nft").exists
+    rule = host.file("/etc/nftables.d/seaweedfs.nft").content_string
     client_ip = CLIENT.interface("eth0").addresses[0]
     assert re.search(r"ip saddr \{ %s \} tcp dport 8333 accept" % re.escape(client_ip), rule)
     assert "seaweedfs-s3" in host.run("nft list chain inet talentmesh input").stdout
@@ -159,3 +162,46 @@ def test_untrusted_certificate_rejected():
     # Without the lab CA the client must refuse the server certificate.
     result = s3("list", "stalwart-blobs", *STALWART, verify="/usr/lib/python3/dist-packages/certifi/cacert.pem")
     assert not result["ok"] and result["error"] in {"SSLError", "FileNotFoundError"}, result
+
+
+# --- No local bypass: a local non-root user gets nothing from the loopback services -----------------------------
+LOCAL_PROBE = r"""
+import json, sys, urllib.request, urllib.error
+out = {}
+for name, url in [("filer_list", "http://127.0.0.1:8888/buckets/stalwart-blobs/?pretty=y"),
+                  ("filer_read", "http://127.0.0.1:8888/buckets/stalwart-blobs/probe.txt"),
+                  ("filer_write", "http://127.0.0.1:8888/buckets/stalwart-blobs/intruder.txt")]:
+    req = urllib.request.Request(url, data=b"x" if name == "filer_write" else None,
+                                 method="POST" if name == "filer_write" else "GET")
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            out[name] = [resp.status, resp.read(200).decode(errors="replace")]
+    except urllib.error.HTTPError as exc:
+        out[name] = [exc.code, ""]
+    except Exception as exc:
+        out[name] = [-1, type(exc).__name__]
+print(json.dumps(out))
+"""
+
+
+def test_local_user_cannot_use_the_filer(host):
+    assert s3("putget", "stalwart-blobs", *STALWART)["ok"]
+    result = host.run("runuser -u nobody -- python3 -c %s" % _quote(LOCAL_PROBE))
+    assert result.rc == 0, result.stderr
+    verdict = json.loads(result.stdout.strip().splitlines()[-1])
+    for name, (status, body) in verdict.items():
+        assert status in (401, 403), (name, status, body)
+        assert "talentmesh" not in body and "probe.txt" not in body, (name, body)
+
+
+def test_local_user_cannot_use_grpc(host):
+    # `weed shell` as a local user: the gRPC servers want a client certificate from the host-local CA.
+    result = host.run("cd /tmp && echo 's3.bucket.list' | runuser -u nobody -- timeout 20 /usr/local/bin/weed shell "
+                      "-master=127.0.0.1:9333 -filer=127.0.0.1:8888")
+    assert "stalwart-blobs" not in result.stdout, result.stdout
+
+
+def test_no_secret_in_process_arguments(host):
+    args = host.check_output("ps -eo args")
+    for secret in (STALWART[1], BACKUP[1], ADMIN[1]):
+        assert secret not in args
