@@ -1,155 +1,148 @@
-"""Bad input to the minio role fails early, naming the variable, and installs nothing.
-
-Container-free: each case runs the real role with ansible-playbook against localhost. Input errors are checked in
-check mode. The checksum cases run for real: the URL case downloads a TEST STAND-IN file (random bytes, not MinIO)
-served on loopback by tests/artifacts/serve.py, the air-gapped case points at a controller-local file; every path the
-role could write is inside a temporary directory, and the test asserts nothing was installed there.
-"""
-import hashlib
-import json
+"""Bad input to the minio role fails before anything is installed, with a message naming the variable; the
+Kubernetes tree (a MinIO operator Tenant) renders, validates offline and re-renders byte-identically. Runs
+ansible-playbook against localhost with throwaway directories (the one harness in conftest.py); no containers.
+Served artifacts are random bytes: TEST STAND-INS, not MinIO."""
+import base64
 import os
-import subprocess
-import sys
 
 import pytest
+import yaml
 
-TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-SERVE = os.path.join(TOP, "tests", "artifacts", "serve.py")
-PLAYBOOK = """
-- name: Apply talentmesh.mail.minio with test input
-  hosts: localhost
-  connection: local
-  gather_facts: true
-  vars:
-    ansible_python_interpreter: "{{ ansible_playbook_python }}"
-  roles:
-    - role: talentmesh.mail.minio
-"""
+from tests.kubernetes import validate
+from tests.roles.conftest import run_role
+
 SECRET_MARK = "s3cret-mark-"
+GOOD = {
+    "minio_allowed_hosts": ["10.0.0.5"],
+    "minio_root_user": "lab-root",
+    "minio_root_password": SECRET_MARK + "root-0123456789",
+    "minio_stalwart_access_key": "lab-stalwart",
+    "minio_stalwart_secret_key": SECRET_MARK + "stalwart-0123",
+    "minio_backup_access_key": "lab-backup",
+    "minio_backup_secret_key": SECRET_MARK + "backup-012345",
+    "minio_bind_address": "127.0.0.1",  # normally from gathered facts
+}
+PAYLOAD = os.urandom(4096)
 
 
-def valid_vars(tmp_path):
-    return {
-        "minio_artifact_url": "http://127.0.0.1:9/minio",
-        "minio_artifact_sha256": "0" * 64,
-        "minio_mc_artifact_url": "http://127.0.0.1:9/mc",
-        "minio_mc_artifact_sha256": "1" * 64,
-        "minio_allowed_hosts": ["10.0.0.5"],
-        "minio_root_user": "lab-root",
-        "minio_root_password": SECRET_MARK + "root-0123456789",
-        "minio_stalwart_access_key": "lab-stalwart",
-        "minio_stalwart_secret_key": SECRET_MARK + "stalwart-0123",
-        "minio_backup_access_key": "lab-backup",
-        "minio_backup_secret_key": SECRET_MARK + "backup-012345",
-        # Keep every path the role could write inside the test's directory.
-        "minio_download_dir": str(tmp_path / "cache"),
-        "minio_install_dir": str(tmp_path / "opt"),
-        "minio_binary_link": str(tmp_path / "bin" / "minio"),
-        "minio_mc_binary_link": str(tmp_path / "bin" / "mc"),
-        "minio_data_dir": str(tmp_path / "data"),
-        "minio_config_dir": str(tmp_path / "etc"),
-        "minio_env_file": str(tmp_path / "etc-default-minio"),
-        "minio_tls_lab_ca_dir": str(tmp_path / "lab-ca"),
-        "minio_firewall_enabled": False,
-    }
-
-
-def run_role(tmp_path, overrides=None, drop=(), check=True):
-    extra = {**valid_vars(tmp_path), **(overrides or {})}
+def run(tmp_path, served, extra, drop=(), check=False):
+    minio_url, minio_sha = served.add("minio", PAYLOAD)
+    mc_url, mc_sha = served.add("mc", PAYLOAD[::-1])
+    variables = dict(GOOD, minio_artifact_url=minio_url, minio_artifact_sha256=minio_sha,
+                     minio_mc_artifact_url=mc_url, minio_mc_artifact_sha256=mc_sha,
+                     minio_install_dir=str(tmp_path / "opt"), minio_binary_link=str(tmp_path / "bin" / "minio"),
+                     minio_mc_binary_link=str(tmp_path / "bin" / "mc"), minio_data_dir=str(tmp_path / "data"),
+                     minio_config_dir=str(tmp_path / "etc"), minio_env_file=str(tmp_path / "etc-default-minio"),
+                     mail_tls_lab_ca_dir=str(tmp_path / "lab-ca"), mail_firewall_dropin_dir=str(tmp_path / "nft"))
+    variables.update({k: (str(tmp_path / "render") if v == "RENDER" else v) for k, v in extra.items()})
     for name in drop:
-        extra.pop(name)
-    (tmp_path / "play.yml").write_text(PLAYBOOK)
-    (tmp_path / "vars.json").write_text(json.dumps(extra))
-    env = dict(os.environ,
-               ANSIBLE_CONFIG=os.path.join(TOP, "ansible.cfg"),
-               ANSIBLE_COLLECTIONS_PATH=os.path.join(TOP, ".build", "collections"),
-               ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
-    playbook = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
-    cmd = [playbook, "-i", "localhost,", str(tmp_path / "play.yml"), "-e", f"@{tmp_path / 'vars.json'}"]
-    proc = subprocess.run(cmd + (["--check"] if check else []), capture_output=True, text=True, env=env, cwd=TOP,
-                          timeout=180, check=False)
-    output = proc.stdout + proc.stderr
-    assert SECRET_MARK not in output, "a secret leaked into the output"
-    return proc.returncode, output
+        variables.pop(name)
+    rc, out = run_role("minio", tmp_path, variables, check=check)
+    assert SECRET_MARK not in out, "a secret leaked into the output"
+    return rc, out
 
 
 def assert_nothing_installed(tmp_path):
-    for name in ("bin", "data", "etc", "etc-default-minio", "lab-ca"):
-        assert not (tmp_path / name).exists(), f"{name} was created"
+    for name in ("bin", "data", "etc", "etc-default-minio", "lab-ca", "nft", "render"):
+        assert not (tmp_path / name).exists(), "%s was created" % name
     opt = tmp_path / "opt"
     assert not opt.exists() or not any(opt.iterdir()), "a binary was installed"
 
 
-@pytest.fixture(name="served")
-def served_fixture(tmp_path_factory):
-    """A stand-in 'minio' file (random bytes; NOT MinIO) served over HTTP on loopback."""
-    root = tmp_path_factory.mktemp("served")
-    payload = os.urandom(4096)
-    (root / "minio").write_bytes(payload)
-    (root / "mc").write_bytes(payload[::-1])
-    state = str(root / "serve.json")
-    url = subprocess.run([sys.executable, SERVE, "start", "--dir", str(root), "--pidfile", state],
-                         capture_output=True, text=True, check=True).stdout.strip()
-    yield {"url": url.rstrip("/"), "minio_sha256": hashlib.sha256(payload).hexdigest(),
-           "mc_sha256": hashlib.sha256(payload[::-1]).hexdigest(), "dir": root}
-    subprocess.run([sys.executable, SERVE, "stop", "--pidfile", state], check=False)
+K8S = {"mail_target": "kubernetes", "mail_k8s_mode": "render", "mail_render_dir": "RENDER"}
 
 
-@pytest.mark.parametrize("drop, overrides, variable", [
-    (["minio_root_password"], {}, "minio_root_password"),
-    (["minio_root_user"], {}, "minio_root_user"),
-    ([], {"minio_root_password": "short"}, "minio_root_password"),
-    (["minio_stalwart_secret_key"], {}, "minio_stalwart_access_key / minio_stalwart_secret_key"),
-    (["minio_backup_access_key"], {}, "minio_backup_access_key / minio_backup_secret_key"),
-    ([], {"minio_allowed_hosts": []}, "minio_allowed_hosts"),
-    ([], {"minio_allowed_hosts": ["stalwart.example"]}, "minio_allowed_hosts"),
-    ([], {"minio_artifact_sha256": ""}, "minio_artifact_sha256"),
-    ([], {"minio_mc_artifact_sha256": "abc"}, "minio_mc_artifact_sha256"),
-    ([], {"minio_tls_cert": "-----BEGIN CERTIFICATE-----"}, "minio_tls_key"),
+@pytest.mark.parametrize("extra,drop,needle", [
+    ({}, ("minio_root_password",), "minio_root_password (at least 16 characters) must be set"),
+    ({}, ("minio_root_user",), "minio_root_user (at least 3 characters)"),
+    ({"minio_root_password": "short"}, (), "minio_root_password (at least 16 characters)"),
+    ({"minio_root_password": SECRET_MARK + "0123456789\nMINIO_X=1"}, (), "without control characters"),
+    ({}, ("minio_stalwart_secret_key",), "minio_stalwart_access_key / minio_stalwart_secret_key must be set"),
+    ({}, ("minio_backup_access_key",), "minio_backup_access_key / minio_backup_secret_key must be set"),
+    ({"minio_backup_access_key": "lab stalwart"}, (), "minio_backup_access_key / minio_backup_secret_key"),
+    ({"minio_backup_access_key": "lab-stalwart"}, (), "minio_stalwart_access_key and minio_backup_access_key must differ"),
+    ({"minio_allowed_hosts": []}, (), "minio_allowed_hosts must list"),
+    ({"minio_allowed_hosts": ["stalwart.example"]}, (), "minio_allowed_hosts must list"),
+    ({"minio_allowed_hosts": ["10.0.0.1/33"]}, (), "minio_allowed_hosts must list"),
+    ({"minio_port": 70000}, (), "minio_port must be a port 1-65535"),
+    ({"minio_stalwart_bucket": ""}, (), 'invalid: ""'),
+    ({"minio_extra_buckets": ["under_score", "-lead"]}, (), '"under_score", "-lead"'),
+    ({"minio_extra_env": {"MINIO_BROWSER": "off\nMINIO_ROOT_USER=x"}}, (), "values without control characters"),
+    ({"minio_extra_env": {"PATH": "/tmp"}}, (), "minio_extra_env takes MINIO_* names"),
+    ({"minio_artifact_sha256": ""}, (), "minio_artifact_sha256 must be the 64-hex-digit"),
+    ({"minio_mc_artifact_sha256": "abc"}, (), "minio_mc_artifact_sha256 must be the 64-hex-digit"),
+    ({"minio_tls_cert": "-----BEGIN CERTIFICATE-----"}, (), "minio_tls_cert and minio_tls_key must both"),
+    ({"minio_bind_address": ""}, (), "minio_bind_address must be an IPv4/IPv6 address"),
+    (dict(K8S, minio_k8s_servers=0), (), "minio_k8s_servers at least 1"),
+    (dict(K8S, minio_k8s_servers=2), (), "at least 4 drives"),
+    (dict(K8S, minio_k8s_image="quay.io/minio/minio:latest"), (), "pinned to a tag other than latest"),
+    (dict(K8S, minio_k8s_mc_image="quay.io/minio/mc"), (), "pinned to a tag other than latest"),
 ])
-def test_bad_input_fails_naming_the_variable(tmp_path, drop, overrides, variable):
-    rc, output = run_role(tmp_path, overrides, drop)
-    assert rc != 0
-    assert variable in output, output[-2000:]
+def test_invalid_input_fails_first(tmp_path, served, extra, drop, needle):
+    rc, out = run(tmp_path, served, extra, drop)
+    assert rc != 0 and " ".join(needle.split()) in " ".join(out.split()), out[-3000:]
+    assert "changed=0" in out
     assert_nothing_installed(tmp_path)
 
 
 def test_keys_not_required_without_provisioning(tmp_path, served):
-    """minio_provision: false needs neither the keys nor mc; the (reachable) server URL passes validation."""
-    rc, output = run_role(tmp_path, {"minio_provision": False, "minio_artifact_url": served["url"] + "/minio",
-                                     "minio_artifact_sha256": served["minio_sha256"]},
-                          drop=["minio_stalwart_secret_key", "minio_backup_access_key", "minio_mc_artifact_sha256"])
-    del rc  # check mode on a host without systemd stops at the restart handler, after validation
-    assert "minio_stalwart" not in output and "minio_mc_artifact" not in output, output[-2000:]
-    assert "TASK [talentmesh.mail.minio : Create the service user]" in output, output[-2000:]
-    assert (tmp_path / "opt").exists() is False
+    """minio_provision: false needs neither the keys nor mc; validation passes and the install starts (check mode)."""
+    (tmp_path / "opt").mkdir()  # shared/artifact's get_url cannot check a download into a directory that is missing
+    rc, out = run(tmp_path, served, {"minio_provision": False, "minio_mc_artifact_sha256": ""},
+                  drop=["minio_stalwart_secret_key", "minio_backup_access_key"], check=True)
+    del rc  # on a host without systemd the run stops at the service, after validation
+    assert "minio_stalwart" not in out and "minio_mc_artifact" not in out, out[-2000:]
+    assert "TASK [talentmesh.mail.minio : Create the service user]" in out, out[-2000:]
 
 
-def test_unreachable_url_fails_before_install(tmp_path):
-    rc, output = run_role(tmp_path)
-    assert rc != 0
-    assert "minio_artifact_url http://127.0.0.1:9/minio is not reachable" in output, output[-2000:]
+def test_unreachable_url_fails_before_install(tmp_path, served):
+    rc, out = run(tmp_path, served, {"minio_mc_artifact_url": served.url + "/missing"})
+    assert rc != 0 and "minio_mc_artifact_url" in out and "is not reachable" in out, out[-2000:]
     assert_nothing_installed(tmp_path)
 
 
 def test_checksum_mismatch_installs_nothing(tmp_path, served):
-    rc, output = run_role(tmp_path, {
-        "minio_artifact_url": served["url"] + "/minio", "minio_artifact_sha256": "ab" * 32,
-        "minio_mc_artifact_url": served["url"] + "/mc", "minio_mc_artifact_sha256": served["mc_sha256"],
-    }, check=False)
-    assert rc != 0
-    assert "minio_artifact_url" in output and "minio_artifact_sha256" in output, output[-2000:]
-    assert "nothing was installed" in output
-    assert not (tmp_path / "cache" / "minio.RELEASE.2025-09-07T16-13-09Z").exists(), "the bad download was kept"
-    assert_nothing_installed(tmp_path)
-    for name in ("bin", "data", "etc", "etc-default-minio", "lab-ca"):
-        assert not (tmp_path / name).exists(), f"{name} was created"
+    rc, out = run(tmp_path, served, {"minio_artifact_sha256": "ab" * 32})
+    assert rc != 0 and "minio_artifact_url" in out and "minio_artifact_sha256" in out, out[-2000:]
+    assert "nothing was installed" in " ".join(out.split())
+    assert not (tmp_path / "opt" / "minio.RELEASE.2025-09-07T16-13-09Z").exists(), "the bad download was kept"
+    assert not (tmp_path / "bin").exists()
 
 
 def test_local_artifact_mismatch_fails_before_install(tmp_path, served):
-    rc, output = run_role(tmp_path, {"minio_artifact_path": str(served["dir"] / "minio"),
-                                     "minio_mc_artifact_path": str(served["dir"] / "mc"),
-                                     "minio_mc_artifact_sha256": served["mc_sha256"]})
-    assert rc != 0
-    assert "minio_artifact_path" in output and "minio_artifact_sha256" in output, output[-2000:]
+    served.add("local-minio", b"local bytes")
+    rc, out = run(tmp_path, served, {"minio_artifact_path": served.path("local-minio"), "minio_artifact_sha256": "1" * 64})
+    assert rc != 0 and "minio_artifact_path" in out and "nothing was installed" in " ".join(out.split()), out[-2000:]
     assert_nothing_installed(tmp_path)
+
+
+def snapshot(directory):
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def test_kubernetes_render_validates_and_is_stable(tmp_path, served):
+    extra = dict(K8S, mail_k8s_storage_class="fast-ssd", minio_root_password=SECRET_MARK + "q' \\ $x `y` $(z)")
+    rc, out = run(tmp_path, served, extra)
+    assert rc == 0, out[-3000:]
+    root = tmp_path / "render"
+    component = root / "minio"
+    files = sorted(p.name for p in component.iterdir())
+    assert "tenant-minio.yaml" in files and "secret-minio-configuration.yaml" in files, files
+    # The namespace and its default-deny policy come from k8s_prerequisites' render, not this component's.
+    report = validate.validate_dir(str(root), external_namespaces=("mail",))
+    findings = [str(f) for f in report.findings if f.rule != "default-deny"]
+    assert not findings, "\n".join(findings)
+    tenant = yaml.safe_load((component / "tenant-minio.yaml").read_text())
+    assert tenant["spec"]["requestAutoCert"] is False
+    assert tenant["spec"]["externalCertSecret"] == [{"name": "minio-tls", "type": "kubernetes.io/tls"}]
+    assert tenant["spec"]["pools"][0]["volumeClaimTemplate"]["spec"]["storageClassName"] == "fast-ssd"
+    assert [b["name"] for b in tenant["spec"]["buckets"]] == ["stalwart-blobs", "backups"]
+    assert "users" not in tenant["spec"], "spec.users would get consoleAdmin; the Job sets least-privilege policies"
+    config = yaml.safe_load((component / "secret-minio-configuration.yaml").read_text())
+    env = base64.b64decode(config["data"]["config.env"]).decode()
+    assert 'export MINIO_ROOT_PASSWORD="%sq\' \\\\ \\$x \\`y\\` \\$(z)"' % SECRET_MARK in env, env
+    first = snapshot(root)
+    rc, out = run(tmp_path, served, extra)
+    assert rc == 0 and "changed=0" in out, out[-3000:]
+    assert snapshot(root) == first, "the second render differs"
+    assert not any(SECRET_MARK.encode() in data for name, data in first.items() if "secret-" not in name)

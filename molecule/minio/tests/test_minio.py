@@ -5,22 +5,27 @@ were made through the mc STAND-IN (mc's commands over `weed shell`): NOT MinIO a
 role's download/checksum/install path, the unit and its sandbox, TLS, the S3 protocol and signatures, per-key bucket
 scoping as enforced by the stand-in's backend, and the firewall.
 """
+import json
 import os
 import re
+import subprocess
+import tempfile
 
 import testinfra
 
 RELEASE = os.environ.get("MOLECULE_DEBIAN", "12")
-CLIENT = testinfra.get_host("podman://tm-minio-client-d%s" % RELEASE)
+CLIENT_NAME = "tm-minio-client-d%s" % RELEASE
+CLIENT = testinfra.get_host("podman://" + CLIENT_NAME)
 KEYS = {
-    "root": ("lab-root", "lab-root-password-0123456789"),
+    "root": ("lab-root", "lab-root-password ' \\ $HOME `id` $(id) 0123456789"),
     "stalwart": ("lab-stalwart", "lab-stalwart-secret-0123456789"),
     "backup": ("lab-backup", "lab-backup-secret-0123456789"),
 }
 SCRIPT = r'''
 import sys, boto3, botocore
 from botocore.config import Config
-scheme, ip, access, secret, op, bucket = sys.argv[1:7]
+import json
+scheme, ip, access, secret, op, bucket = json.load(open(sys.argv[1]))
 s3 = boto3.client("s3", endpoint_url="%s://%s:9000" % (scheme, ip), aws_access_key_id=access,
                   aws_secret_access_key=secret, region_name="us-east-1", verify="/tmp/minio-ca.crt",
                   config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1},
@@ -46,12 +51,22 @@ def _server_ip(host):
     return host.check_output("hostname -I").split()[0]
 
 
+def _copy_to_client(name, content):
+    """podman cp a file to the client: its content (keys) never appears in a command line."""
+    with tempfile.NamedTemporaryFile("w", delete=False) as handle:
+        handle.write(content)
+    try:
+        subprocess.run(["podman", "cp", handle.name, "%s:/tmp/%s" % (CLIENT_NAME, name)], check=True)
+    finally:
+        os.unlink(handle.name)
+
+
 def _s3(host, who, op, bucket="-", secret=None, scheme="https"):
-    CLIENT.run("cat > /tmp/minio-ca.crt <<'EOF'\n%sEOF" % host.file("/etc/minio/certs/CAs/ca.crt").content_string)
-    CLIENT.run("cat > /tmp/s3probe.py <<'EOF'\n%s\nEOF" % SCRIPT)
+    _copy_to_client("minio-ca.crt", host.file("/etc/minio/certs/CAs/ca.crt").content_string)
+    _copy_to_client("s3probe.py", SCRIPT)
     access, real_secret = KEYS[who]
-    out = CLIENT.check_output("python3 /tmp/s3probe.py %s %s %s '%s' %s %s" % (
-        scheme, _server_ip(host), access, secret or real_secret, op, bucket))
+    _copy_to_client("s3args.json", json.dumps([scheme, _server_ip(host), access, secret or real_secret, op, bucket]))
+    out = CLIENT.check_output("python3 /tmp/s3probe.py /tmp/s3args.json; rm -f /tmp/s3args.json")
     return out.strip()
 
 
@@ -69,10 +84,38 @@ def test_service_runs_unprivileged(host):
 def test_secrets_are_private(host):
     env = host.file("/etc/default/minio")
     assert env.mode == 0o600 and env.user == "root"
-    assert "MINIO_ROOT_PASSWORD=" in env.content_string
+    # systemd's EnvironmentFile rules: double quotes, with \\ " $ ` escaped.
+    assert 'MINIO_ROOT_PASSWORD="lab-root-password \' \\\\ \\$HOME \\`id\\` \\$(id) 0123456789"' in env.content_string
     key = host.file("/etc/minio/certs/private.key")
     assert key.mode == 0o600 and key.user == "minio-user"
-    assert "lab-root-password" not in host.check_output("ps -eo args")
+    mc_config = host.file("/etc/minio/mc/config.json")
+    assert mc_config.mode == 0o600 and mc_config.user == "root"
+    args = host.check_output("ps -eo args")
+    for secret in [pair[1] for pair in KEYS.values()]:
+        assert secret not in args
+
+
+def test_service_got_the_password_unchanged(host):
+    """The unit's environment holds exactly the vault value (quoting survived systemd)."""
+    pid = host.check_output("systemctl show -p MainPID --value minio")
+    environ = host.check_output("tr '\\0' '\\n' < /proc/%s/environ" % pid)
+    assert "MINIO_ROOT_PASSWORD=" + KEYS["root"][1] in environ.splitlines()
+
+
+def test_no_secret_on_mc_command_lines(host):
+    """Every mc run the role made is in the stand-in's argv log: user add took the secret on stdin."""
+    lines = [json.loads(line) for line in host.file("/var/log/mc-standin-argv.log").content_string.splitlines()]
+    adds = [argv for argv in lines if argv[3:6] == ["admin", "user", "add"]]
+    assert adds and all(len(argv) == 8 for argv in adds), adds
+    text = json.dumps(lines)
+    for secret in [pair[1] for pair in KEYS.values()]:
+        assert json.dumps(secret)[1:-1] not in text
+
+
+def test_fingerprints_recorded(host):
+    for policy in ("talentmesh-stalwart", "talentmesh-backup"):
+        record = host.file("/etc/minio/policies/%s.key.sha256" % policy)
+        assert record.mode == 0o600 and record.user == "root"
 
 
 def test_stalwart_key_put_get_over_tls(host):
@@ -104,6 +147,7 @@ def test_plain_http_is_not_served(host):
 def test_firewall_dropin(host):
     rules = host.check_output("nft list table inet talentmesh")
     assert 'comment "minio"' in rules and "9000" in rules
+    assert host.file("/etc/nftables.d/minio.nft").exists and not host.file("/etc/nftables.d/50-minio.nft").exists
 
 
 def test_systemd_sandbox_score(host):

@@ -5,11 +5,15 @@ Provides the mc commands the talentmesh.mail minio role runs, with mc's argument
     mc --version                                (global flags: --json --quiet --no-color --config-dir DIR)
     mc ls ALIAS --json                          mc mb ALIAS/BUCKET
     mc admin policy create ALIAS NAME FILE      mc admin policy info ALIAS NAME --json
-    mc admin user add ALIAS ACCESS SECRET       mc admin user info ALIAS ACCESS --json
+    mc admin user add ALIAS ACCESS [SECRET]     mc admin user info ALIAS ACCESS --json
     mc admin policy attach ALIAS POLICY --user ACCESS
 
-ALIAS must be defined in the environment as MC_HOST_<ALIAS>=https://ACCESS:SECRET@HOST:PORT (as with mc) and the root
-credentials in it must match the stand-in server's. It runs ON THE SERVER HOST and talks to the MinIO stand-in's
+ALIAS comes, as with mc, from the config directory's config.json (`aliases.<ALIAS>.url/accessKey/secretKey`,
+--config-dir or ~/.mc) or from MC_HOST_<ALIAS>=https://ACCESS:SECRET@HOST:PORT in the environment; the root
+credentials in it must match the stand-in server's. As with mc, `admin user add` without SECRET reads it from
+standard input (one line; mc prompts when stdin is a terminal). For the tests, every invocation's arguments are
+appended to MC_STANDIN_ARGV_LOG (default /var/log/mc-standin-argv.log) when that file's directory exists, so a test
+can prove that no secret was ever on a command line. It runs ON THE SERVER HOST and talks to the MinIO stand-in's
 SeaweedFS through `weed shell` on loopback -- not over MinIO's admin API or S3, so TLS and mc's wire protocol are not
 exercised. Policies are stored with `s3.policy`; attaching one translates its statements into SeaweedFS's bucket-scoped
 actions (s3:GetObject -> Read, s3:PutObject/DeleteObject -> Write, s3:ListBucket -> List, *Tagging -> Tagging).
@@ -49,10 +53,21 @@ def shell(command):
     return text
 
 
+CONFIG_DIR = [os.path.expanduser("~/.mc")]
+ARGV_LOG = os.environ.get("MC_STANDIN_ARGV_LOG", "/var/log/mc-standin-argv.log")
+
+
 def alias(name):
+    try:
+        with open(os.path.join(CONFIG_DIR[0], "config.json"), encoding="utf-8") as handle:
+            entry = json.load(handle).get("aliases", {}).get(name)
+    except (OSError, ValueError):
+        entry = None
+    if entry:
+        return entry.get("accessKey", ""), entry.get("secretKey", "")
     url = os.environ.get("MC_HOST_%s" % name)
     if not url:
-        raise McError("alias %s is not defined (set MC_HOST_%s)" % (name, name))
+        raise McError("alias %s is not defined (config.json in %s, or MC_HOST_%s)" % (name, CONFIG_DIR[0], name))
     parts = urlsplit(url)
     return unquote(parts.username or ""), unquote(parts.password or "")
 
@@ -111,7 +126,7 @@ def run(argv):
     while pending:
         arg = pending.pop(0)
         if arg in ("--config-dir", "-C"):
-            pending.pop(0)
+            CONFIG_DIR[0] = pending.pop(0)
         elif arg not in ("--json", "--quiet", "--no-color", "--disable-pager"):
             args.append(arg)
     if args[:1] in (["--version"], ["-v"]):
@@ -143,9 +158,12 @@ def run(argv):
             raise McError("The canned policy does not exist. (Specified canned policy does not exist)")
         out({"status": "success", "policy": args[4], "policyInfo": {"PolicyName": args[4], "Policy": doc}}, as_json)
         return 0
-    if args[:3] == ["admin", "user", "add"] and len(args) == 6:
+    if args[:3] == ["admin", "user", "add"] and len(args) in (5, 6):
         check_root(args[3])
-        access, secret = args[4], args[5]
+        access = args[4]
+        secret = args[5] if len(args) == 6 else sys.stdin.readline().rstrip("\n")
+        if not secret:
+            raise McError("no secret key given (argument or standard input)")
         ident = find_user(access)
         if ident and any(c.get("secretKey") != secret for c in ident.get("credentials", [])):
             shell("s3.configure -user=%s -access_key=%s -delete -apply" % (access, access))
@@ -178,7 +196,14 @@ def run(argv):
     raise McError("stand-in mc does not provide: mc %s" % " ".join(args[:3]))
 
 
+def log_argv():
+    if os.path.isdir(os.path.dirname(ARGV_LOG)):
+        with open(ARGV_LOG, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(sys.argv[1:]) + "\n")
+
+
 def main():
+    log_argv()
     try:
         return run(sys.argv[1:])
     except (McError, OSError, ValueError, subprocess.SubprocessError) as exc:
