@@ -569,10 +569,10 @@ def _sort_name(name):
 def absent_records(config):
     """Record sets of the domains marked state: absent (for pruning), computed as if they were present."""
     out = []
-    for domain in config.get("domains") or []:
-        settings = settings_for(config, domain)
+    every = [settings_for(config, d) for d in config.get("domains") or []]
+    zones = set(s["zone"] for s in every)
+    for settings in every:
         if settings["state"] == "absent":
-            zones = {settings["zone"]}
             out.extend(domain_records(config, settings, zones))
     return out
 

@@ -25,30 +25,13 @@ requirements:
 options:
   records:
     description:
-      - Record sets to check, as the P(talentmesh.mail.dns_records#filter) filter returns them.
+      - Record sets to check, as the P(talentmesh.mail.dns_records#filter) filter returns them, each a dict with
+        C(name) (absolute owner name), C(type), C(values) (record data in presentation format; TXT values compare by
+        their concatenated text), and optionally C(ttl) (compared with O(check_ttl=true)) and C(zone) (needed
+        without O(server)). Other keys are ignored.
     type: list
     elements: dict
     default: []
-    suboptions:
-      name:
-        description: Absolute owner name.
-        type: str
-        required: true
-      type:
-        description: Record type.
-        type: str
-        required: true
-      values:
-        description: Record data in presentation format; TXT values compare by their concatenated text.
-        type: list
-        elements: str
-        required: true
-      ttl:
-        description: Expected TTL, compared with O(check_ttl=true).
-        type: int
-      zone:
-        description: Zone of the record (needed without O(server)).
-        type: str
   absent:
     description: Record sets (C(name), C(type)) that must not exist, for example those of a pruned domain.
     type: list
@@ -238,8 +221,8 @@ class Checker(object):
         rcode = resp.rcode()
         if rcode != dns.rcode.NOERROR:
             self.problems.append("zone %s is not served by %s (%s)" % (zone, server, dns.rcode.to_text(rcode)))
-        elif not resp.flags & dns.flags.AA or not any(r.rdtype == dns.rdatatype.SOA and r.name.to_text().lower() == zone.lower()
-                                                     for r in resp.answer):
+        apex = any(r.rdtype == dns.rdatatype.SOA and r.name.to_text().lower() == zone.lower() for r in resp.answer)
+        if rcode == dns.rcode.NOERROR and (not resp.flags & dns.flags.AA or not apex):
             self.problems.append("zone %s is not served by %s (no authoritative SOA: it is not a zone apex there)"
                                  % (zone, server))
 
@@ -300,13 +283,7 @@ class Checker(object):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            records=dict(type="list", elements="dict", default=[], options=dict(
-                name=dict(type="str", required=True),
-                type=dict(type="str", required=True),
-                values=dict(type="list", elements="str", required=True),
-                ttl=dict(type="int"),
-                zone=dict(type="str"),
-            )),
+            records=dict(type="list", elements="dict", default=[]),
             absent=dict(type="list", elements="dict", default=[]),
             zones=dict(type="list", elements="str", default=[]),
             server=dict(type="str", default=""),
@@ -324,8 +301,14 @@ def main():
     )
     if not HAS_DNS:
         module.fail_json(msg=missing_required_lib("dnspython"), exception=DNS_IMPORT_ERROR)
-    checker = Checker(module)
     p = module.params
+    for rec in p["records"] + p["absent"]:
+        if not isinstance(rec.get("name"), str) or not isinstance(rec.get("type"), str):
+            module.fail_json(msg="every record needs a name and a type (got %r)" % (rec,))
+    for rec in p["records"]:
+        if not isinstance(rec.get("values"), list):
+            module.fail_json(msg="record %s %s needs a list of values" % (rec["name"], rec["type"]))
+    checker = Checker(module)
     servers = set()
     for zone in p["zones"]:
         for server in checker.servers_for(zone.rstrip(".") + "."):
