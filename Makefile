@@ -63,7 +63,7 @@ emulator-tests: venv upstream ## contract tests of the Stalwart emulator and mod
 	PYTHONPATH=$(COLL_ROOT) $(PY) -m pytest -q tests/contract tests/integration
 
 role-tests: venv ## role input tests: bad input fails before any change (ansible-playbook on localhost, no containers)
-	PYTHONPATH=$(COLL_ROOT) $(PY) -m pytest -q tests/roles
+	PYTHONPATH=$(COLL_ROOT) $(PY) -m pytest -q -n 2 tests/roles
 
 k8s-tests: venv upstream ## offline Kubernetes manifest validator (schemas + policy) and its tests
 	PYTHONPATH=$(COLL_ROOT) $(PY) -m pytest -q tests/kubernetes
