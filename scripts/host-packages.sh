@@ -2,7 +2,8 @@
 # Debian packages the test bed needs on the machine that runs the tests (idempotent; installs only what is missing).
 set -euo pipefail
 pkgs=(podman runc debootstrap uidmap slirp4netns netavark aardvark-dns curl rsync git
-      postgresql redis-server redis-tools openssl iptables python3-venv shellcheck)
+      postgresql redis-server redis-tools openssl iptables python3-venv shellcheck
+      chromium libnss3-tools)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
