@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Secret-leak check: run a converge at -vvv with known secret values and look for them everywhere they must not be.
 
 Known secrets are the lab's generated secrets (every file in --secrets-dir) and the private keys in --ca-dir. The

@@ -20,6 +20,8 @@ GOOD = {
     "seaweedfs_s3_backup_secret_key": SECRET_MARK + "backup",
     "seaweedfs_s3_bind_address": "127.0.0.1",  # normally from gathered facts
 }
+
+
 def tarball():
     data = b"#!/bin/sh\necho 'version 8000GB 0.0 test'\n"
     buf = io.BytesIO()

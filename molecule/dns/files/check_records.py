@@ -19,8 +19,6 @@ def txt(server, name):
     return [b"".join(r.strings).decode() for rrset in resp.answer if rrset.rdtype == dns.rdatatype.TXT for r in rrset]
 
 
-
-
 def main(server, policy_dir, domains):
     for domain in domains:
         spf = [t for t in txt(server, domain) if t.startswith("v=spf1")]

@@ -82,10 +82,10 @@ def imap_subjects(mail_ip):
     with IMAPByAddress(mail_ip, MAIL, ctx) as imap:
         imap.login(USER, PASSWORD)
         imap.select("INBOX", readonly=True)
-        _, data = imap.search(None, "ALL")
+        _status, data = imap.search(None, "ALL")
         subjects = []
         for num in data[0].split():
-            _, msg = imap.fetch(num, "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+            _status, msg = imap.fetch(num, "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
             subjects.append(msg[0][1].decode(errors="replace").strip())
         return subjects
 
@@ -157,7 +157,7 @@ def test_browser_login_inbox_send_and_wrong_password(browser_home):
         finally:
             browser.close()
 
-    for _ in range(30):
+    for _attempt in range(30):
         if any(subject in s for s in imap_subjects(mail_ip)):
             break
         time.sleep(1)
