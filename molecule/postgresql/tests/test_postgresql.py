@@ -56,7 +56,7 @@ def test_settings_from_dropins(host, setting, expected):
 def test_postgresql_conf_untouched_and_dropins_private(host):
     status = host.run(f"dpkg --verify postgresql-{PG_VERSION} postgresql-common").stdout
     assert "postgresql.conf" not in status
-    for name in ("50-talentmesh-server.conf", "60-talentmesh.conf"):
+    for name in ("50-talentmesh-server.conf", "60-talentmesh.conf"):  # quoted, escaped values
         f = host.file(f"{CONF}/conf.d/{name}")
         assert f.user == "postgres" and f.mode == 0o640
 
@@ -157,3 +157,49 @@ def test_backup_timers_enabled(host):
     for timer in ("pgbackrest-full.timer", "pgbackrest-diff.timer"):
         assert host.service(timer).is_enabled
         assert host.service(timer).is_running
+
+
+def exposure(host, unit):
+    out = host.check_output(f"systemd-analyze security --no-pager {unit}")
+    return float(out.strip().splitlines()[-1].split(":")[1].split()[0])
+
+
+@pytest.mark.parametrize("name", ["primary", "replica"])
+def test_server_unit_hardened(host, name):
+    """issue 10 item 9: the shared profile as a drop-in of postgresql@.service (it scored 9.6 without)."""
+    target = host if name == "primary" else REPLICA
+    unit = f"postgresql@{PG_VERSION}-main.service"
+    assert target.file("/etc/systemd/system/postgresql@.service.d/10-talentmesh-hardening.conf").exists
+    assert target.check_output(f"systemctl show -p User --value {unit}") == "postgres"
+    score = exposure(target, unit)
+    print(f"{name}: systemd-analyze security {unit}: {score}")
+    assert score <= 2.0, score
+
+
+def test_backup_unit_hardened_and_runs(host):
+    assert exposure(host, "pgbackrest-backup@full.service") <= 2.0
+    run = host.run("systemctl start pgbackrest-backup@full.service")
+    assert run.rc == 0, host.run("journalctl -u pgbackrest-backup@full.service --no-pager -n 30").stdout
+    info = json.loads(host.check_output("runuser -u postgres -- pgbackrest --stanza=main --output=json info"))
+    assert [b["type"] for b in info[0]["backup"]] and info[0]["backup"][-1]["type"] == "full"
+
+
+@pytest.mark.parametrize("target", ["primary", "replica"])
+def test_configuration_live_without_errors(host, target):
+    node = host if target == "primary" else REPLICA
+    assert local_sql(node, "SELECT count(*) FROM pg_file_settings WHERE error IS NOT NULL") == "0"
+    assert local_sql(node, "SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL") == "0"
+    assert local_sql(node, "SELECT count(*) FROM pg_settings WHERE pending_restart") == "0"
+    assert local_sql(node, "SHOW ssl_ciphers") == "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL"
+
+
+def test_backup_timers_from_cron(host):
+    full = host.file("/etc/systemd/system/pgbackrest-full.timer").content_string
+    diff = host.file("/etc/systemd/system/pgbackrest-diff.timer").content_string
+    assert "OnCalendar=Sun *-*-* 1:30:00" in full, full
+    assert "OnCalendar=Mon..Sat *-*-* 1:30:00" in diff, diff
+
+
+def test_firewall_dropin_from_shared(host):
+    assert host.file("/etc/nftables.d/postgresql.nft").exists
+    assert not host.file("/etc/nftables.d/50-postgresql.nft").exists
