@@ -111,7 +111,7 @@ def test_kubernetes_render_is_stable_and_valid(tmp_path):
                      "roundcube/databaserole-postgresql-roundcube.yaml", "roundcube/deployment-roundcube.yaml",
                      "roundcube/ingress-roundcube.yaml", "roundcube/kustomization.yaml",
                      "roundcube/networkpolicy-roundcube.yaml", "roundcube/poddisruptionbudget-roundcube.yaml",
-                     "roundcube/secret-postgresql-roundcube-auth.yaml", "roundcube/secret-roundcube-tls.yaml",
+                     "roundcube/secret-postgresql-roundcube-credentials.yaml", "roundcube/secret-roundcube-tls.yaml",
                      "roundcube/secret-roundcube.yaml", "roundcube/service-roundcube.yaml"]
     for f in files:
         mode = (out / f).stat().st_mode & 0o777
