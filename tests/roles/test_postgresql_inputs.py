@@ -150,7 +150,7 @@ def test_kubernetes_render_validates_and_is_byte_identical(tmp_path):
     snapshot = tmp_path / "first"
     os.rename(top, snapshot)
     os.makedirs(top)
-    rc, _ = render(tmp_path)  # into an empty directory: the same bytes
+    rc, _log = render(tmp_path)  # into an empty directory: the same bytes
     assert rc == 0
     cmp = filecmp.dircmp(str(snapshot), str(top))
     assert not cmp.diff_files and not cmp.left_only and not cmp.right_only

@@ -92,6 +92,7 @@ def test_mta_sts_id_changes_only_with_the_policy():
     one = dns_records(config())
     two = dns_records(config(defaults=dict(config()["defaults"], dmarc={"p": "none"})))
     three = dns_records(config(defaults=dict(config()["defaults"], mta_sts={"mode": "testing", "max_age": 86400})))
+
     def sid(out):
         return find(out["records"], "_mta-sts.example.com.", "TXT")["text"]
     assert sid(one) == sid(two) != sid(three)
