@@ -4,8 +4,9 @@
 #   scripts/molecule.sh common dragonfly
 # A scenario lists its releases in molecule/<name>/debian-releases ("12 13"); default 12. In the
 # environment DEBIAN_RELEASES_OVERRIDE replaces every scenario's list (e.g. =13 for a trixie-only run).
-# MOLECULE_JOBS runs that many scenario/release pairs at once (default 2: most of a run waits on systemd, apt and
-# network round trips, not on the two cores). Each pair has its own network and containers, so they do not meet.
+# MOLECULE_JOBS runs that many scenarios at once (default 2: most of a run waits on systemd, apt and network round
+# trips, not on the two cores). Scenarios have their own networks and containers; the releases of one scenario run
+# one after the other, since Molecule keeps one state directory per scenario.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
@@ -25,15 +26,19 @@ run_one() {  # scenario release
   if MOLECULE_DEBIAN=$r molecule test -s "$s" >"$log" 2>&1; then result=ok; else result=FAILED; fi
   printf '%-14s debian %-3s %-7s %4ss  (%s)\n' "$s" "$r" "$result" "$((SECONDS - t0))" "${log#"$top"/}" >"$results/$s-d$r"
 }
+run_releases() {  # scenario releases...: one after the other (Molecule keeps one state directory per scenario)
+  local s=$1 r
+  shift
+  for r in "$@"; do run_one "$s" "$r"; done
+}
 declare -a order
 for s in "${scenarios[@]}"; do
   [ -f "molecule/$s/molecule.yml" ] || { echo "molecule.sh: no scenario '$s'" >&2; failed=1; continue; }
   releases=${DEBIAN_RELEASES_OVERRIDE:-$(cat "molecule/$s/debian-releases" 2>/dev/null || echo 12)}
-  for r in $releases; do
-    while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done
-    run_one "$s" "$r" &
-    order+=("$s-d$r")
-  done
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done
+  # shellcheck disable=SC2086  # the release list splits on purpose
+  run_releases "$s" $releases &
+  for r in $releases; do order+=("$s-d$r"); done
 done
 wait
 declare -a summary
