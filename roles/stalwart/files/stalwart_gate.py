@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """Readiness gates of one Stalwart node, run on the node by the role (rolling restarts and first start).
 
 Passes when, within --timeout seconds, all of these hold at once:
