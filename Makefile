@@ -21,7 +21,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLL_ROOT)
 export ANSIBLE_CONFIG := $(TOP)/ansible.cfg
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help setup host venv upstream images lint sanity units emulator-tests role-tests k8s-tests molecule test lab lab-destroy build bench clean
+.PHONY: help setup host venv upstream images lint sanity units emulator-tests role-tests k8s-tests molecule test lab leak-check lab-destroy build bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -80,6 +80,10 @@ lab: venv images ## create the podman lab hosts, run site.yml against inventorie
 	$(BIN)/ansible-playbook -i inventories/lab $(LAB_VARS) playbooks/lab-up.yml
 	$(BIN)/ansible-playbook -i inventories/lab $(LAB_VARS) site.yml
 	$(BIN)/ansible-playbook -i inventories/lab $(LAB_VARS) playbooks/lab-verify.yml
+
+leak-check: venv ## after `make lab`: a -vvv converge of the lab searched for its known secrets (output, argv, files, journals)
+	$(PY) tests/leaks/leak_check.py --secrets-dir .cache/lab/secrets --ca-dir .cache/lab/ca -- \
+	  $(BIN)/ansible-playbook -i inventories/lab $(LAB_VARS) site.yml
 
 lab-destroy: venv ## remove the lab containers and network (only those the lab created)
 	$(BIN)/ansible-playbook playbooks/lab-down.yml
