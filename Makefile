@@ -15,13 +15,23 @@ DEBIAN_RELEASES ?= 12 13
 SCENARIO   ?=
 # make lab LAB_S3=minio picks the lab's S3 backend (default: mail_s3_backend in inventories/lab, seaweedfs).
 LAB_S3     ?=
-LAB_VARS   := $(if $(LAB_S3),-e mail_s3_backend=$(LAB_S3))
+# make lab STALWART_RELEASE=<downloaded stalwart-<rust-target>.tar.gz> STALWART_SHA256=<its sha256> [STALWART_VERSION=0.16.x]
+# (or STALWART_URL=<release URL> STALWART_SHA256=…) runs a real Stalwart; without them the lab runs the emulator stand-in.
+STALWART_RELEASE ?=
+STALWART_URL     ?=
+STALWART_SHA256  ?=
+STALWART_VERSION ?=
+LAB_VARS   := $(if $(LAB_S3),-e mail_s3_backend=$(LAB_S3)) \
+  $(if $(STALWART_RELEASE),-e lab_stalwart_release=$(abspath $(STALWART_RELEASE))) \
+  $(if $(STALWART_URL),-e lab_stalwart_release_url=$(STALWART_URL) -e stalwart_artifact_url=$(STALWART_URL)) \
+  $(if $(STALWART_SHA256),-e lab_stalwart_release_sha256=$(STALWART_SHA256)) \
+  $(if $(STALWART_VERSION),-e lab_stalwart_version=$(STALWART_VERSION))
 export CONTAINERS_CONF := $(TOP)/testbed/containers.conf
 export ANSIBLE_COLLECTIONS_PATH := $(COLL_ROOT)
 export ANSIBLE_CONFIG := $(TOP)/ansible.cfg
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help setup host venv upstream images lint sanity units emulator-tests role-tests k8s-tests molecule test lab leak-check lab-destroy build bench clean
+.PHONY: help setup host venv upstream images lint sanity units emulator-tests role-tests k8s-tests molecule test lab lab-bench leak-check lab-destroy build bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -76,14 +86,15 @@ build: venv ## build the collection tarball and check it installs with roles res
 
 test: setup lint sanity units emulator-tests role-tests k8s-tests build molecule ## everything CI runs
 
-lab: venv images ## create the podman lab hosts, run site.yml against inventories/lab, verify from the Stalwart host
+lab: venv images upstream ## the whole platform on podman hosts (inventories/lab): site.yml, verification, a summary
 	$(BIN)/ansible-playbook -i inventories/lab $(LAB_VARS) playbooks/lab-up.yml
-	$(BIN)/ansible-playbook -i inventories/lab $(LAB_VARS) site.yml
-	$(BIN)/ansible-playbook -i inventories/lab $(LAB_VARS) playbooks/lab-verify.yml
 
 leak-check: venv ## after `make lab`: a -vvv converge of the lab searched for its known secrets (output, argv, files, journals)
 	$(PY) tests/leaks/leak_check.py --secrets-dir .cache/lab/secrets --ca-dir .cache/lab/ca -- \
 	  $(BIN)/ansible-playbook -i inventories/lab $(LAB_VARS) site.yml
+
+lab-bench: venv images upstream ## converge benchmark of the lab: first converge, unchanged re-run, ratio, re-run profile (recreates the lab)
+	$(PY) bench/converge/run.py -i inventories/lab $(LAB_VARS)
 
 lab-destroy: venv ## remove the lab containers and network (only those the lab created)
 	$(BIN)/ansible-playbook playbooks/lab-down.yml
