@@ -192,3 +192,20 @@ def with_prerequisites(rendered, dest):
     top["resources"] = sorted(set(top["resources"]) | {"prerequisites"})
     (dest / "kustomization.yaml").write_text(yaml.safe_dump(top))
     return str(dest)
+
+
+@pytest.mark.parametrize("backend,labels", [("dragonfly", {"app": "dragonfly"}),
+                                            ("valkey", {"app.kubernetes.io/name": "valkey"})])
+def test_kubernetes_egress_follows_the_kv_backend(tmp_path, backend, labels):
+    """The egress policy lets the pods reach the Redis-protocol store that mail_kv_backend deploys, on mail_kv_port,
+    under the labels talentmesh.mail.dragonfly (the operator's app: <name>) or talentmesh.mail.valkey give its pods."""
+    out = tmp_path / "rendered"
+    variables = dict(GOOD, mail_target="kubernetes", mail_k8s_mode="render", mail_render_dir=str(out),
+                     mail_kv_backend=backend, mail_kv_port=6380, mail_tls_lab_ca_dir=str(tmp_path / "ca"),
+                     stalwart_api_key_file=str(tmp_path / "api-key"))
+    rc, log = run_role("stalwart", tmp_path, variables)
+    assert rc == 0, log[-3000:]
+    policy = yaml.safe_load((out / "stalwart/networkpolicy-stalwart.yaml").read_text())
+    egress = [rule for rule in policy["spec"]["egress"]
+              if any(peer.get("podSelector", {}).get("matchLabels") == labels for peer in rule.get("to", []))]
+    assert egress and {"port": 6380, "protocol": "TCP"} in egress[0]["ports"], policy["spec"]["egress"]
