@@ -58,9 +58,9 @@ if [ "$mode" = --check ]; then
   if [ "$stale" = 1 ]; then
     echo "changelog: CHANGELOG.rst or changelogs/changelog.yaml is stale; run 'make docs' and commit them" >&2; exit 1
   fi
-  echo "changelog: fragments lint clean; CHANGELOG.rst current ($version, $(ls changelogs/fragments | wc -l) fragments)"
+  echo "changelog: fragments lint clean; CHANGELOG.rst current ($version, $(find changelogs/fragments -maxdepth 1 -type f | wc -l) fragments)"
 else
   cp changelogs/changelog.yaml "$top/changelogs/changelog.yaml"
   cp CHANGELOG.rst "$top/CHANGELOG.rst"
-  echo "changelog: wrote CHANGELOG.rst and changelogs/changelog.yaml ($version, $(ls changelogs/fragments | wc -l) fragments)"
+  echo "changelog: wrote CHANGELOG.rst and changelogs/changelog.yaml ($version, $(find changelogs/fragments -maxdepth 1 -type f | wc -l) fragments)"
 fi

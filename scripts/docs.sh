@@ -75,10 +75,10 @@ if [ "$mode" = --check ]; then
   if [ "$stale" = 1 ]; then
     echo "docs: docs/roles, docs/plugins or docs/reference.rst are stale; run 'make docs' and commit them" >&2; exit 1
   fi
-  echo "docs: reference pages current ($(ls "$work/pages/roles" | wc -l) roles, $(ls "$work/pages/plugins" | wc -l) plugins)"
+  echo "docs: reference pages current ($(find "$work/pages/roles" -maxdepth 1 -type f | wc -l) roles, $(find "$work/pages/plugins" -maxdepth 1 -type f | wc -l) plugins)"
 else
   rm -rf "$top/docs/roles" "$top/docs/plugins"
   cp -r "$work/pages/roles" "$work/pages/plugins" "$top/docs/"
   cp "$work/pages/reference.rst" "$top/docs/reference.rst"
-  echo "docs: wrote docs/roles ($(ls "$top/docs/roles" | wc -l) pages), docs/plugins ($(ls "$top/docs/plugins" | wc -l)), docs/reference.rst"
+  echo "docs: wrote docs/roles ($(find "$top/docs/roles" -maxdepth 1 -type f | wc -l) pages), docs/plugins ($(find "$top/docs/plugins" -maxdepth 1 -type f | wc -l)), docs/reference.rst"
 fi
