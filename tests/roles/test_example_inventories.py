@@ -1,6 +1,7 @@
 """The example inventories (inventories/production: bare metal, inventories/production-k8s: Kubernetes apply mode)
-load with their example vault password, pass site.yml's syntax check and the platform contract's argument
-validation on every host, and keep secrets in the encrypted vault as obvious placeholders only."""
+load with their example vault password, pass site.yml's syntax check, the platform contract's argument validation
+on every host and every component role's argument_specs for the values they set, and keep secrets in the encrypted
+vault as obvious placeholders only."""
 import json
 import os
 import re
@@ -90,6 +91,80 @@ def test_platform_contract_validates_on_every_host(name, tmp_path):
 ])
 def test_platform_validation_of_the_inventory_can_fail(name, extra, message, tmp_path):
     rc, out = _validate_platform(name, tmp_path, extra)
+    assert rc != 0, out
+    assert message in out, out
+
+
+# Which role validates the knobs of which group (localhost: the dns play runs on the controller).
+ROLE_GROUPS = [("stalwart", "stalwart"), ("postgresql", "postgresql"), ("dragonfly", "dragonfly"),
+               ("dragonfly", "valkey"), ("s3", "seaweedfs"), ("s3", "minio"), ("roundcube", "roundcube"),
+               ("localhost", "dns")]
+
+
+# The target-specific role of every host: the bare-metal baseline, or the cluster's prerequisites.
+_TARGET_ROLE = {"baremetal": ("all", "common"), "kubernetes": ("all", "k8s_prerequisites")}
+
+
+def _validate_components(name, tmp_path, extra_vars=None):
+    """Every component role's argument_specs against the values the inventory sets for its group, with a
+    stand-in value for each vault_* placeholder (the placeholders stop a real run on purpose)."""
+    directory = os.path.join(TOP, "inventories", name)
+    rc, plain = _run([os.path.join(BIN, "ansible-vault"), "view", "--vault-password-file",
+                      os.path.join(directory, "example-vault-password.txt"),
+                      os.path.join(directory, "group_vars", "all", "vault")])
+    assert rc == 0, plain
+
+    def stand_in(value, key):
+        if isinstance(value, dict):
+            return {k: stand_in(v, k) for k, v in value.items()}
+        return "stand-in-for-%s-0123456789" % key
+
+    overrides = {k: stand_in(v, k) for k, v in yaml.safe_load(plain).items()}
+    overrides.update({"ansible_connection": "local", "ansible_become": False,
+                      "ansible_python_interpreter": sys.executable})
+    overrides.update(extra_vars or {})
+    (tmp_path / "vars.json").write_text(json.dumps(overrides))
+    pairs = ROLE_GROUPS + [_TARGET_ROLE[INVENTORIES[name]["target"]]]
+    plays = []
+    for group, role in pairs:
+        spec = os.path.join(TOP, "roles", role, "meta", "argument_specs.yml")
+        plays.append({
+            "name": "Knobs of %s on %s" % (role, group), "hosts": group, "gather_facts": False,
+            "tasks": [{
+                "name": "Validate the inventory's %s variables" % role,
+                "ansible.builtin.validate_argument_spec": {
+                    "argument_spec": "{{ _spec }}",
+                    "provided_arguments": "{{ dict(_keys | zip(query('ansible.builtin.vars', *_keys))) }}"},
+                "vars": {"_spec": "{{ (lookup('ansible.builtin.file', '%s') | from_yaml).argument_specs.main.options }}"
+                                  % spec,
+                         "_keys": "{{ _spec.keys() | select('in', hostvars[inventory_hostname]) | list }}"},
+            }, {
+                "name": "The inventory sets %s variables" % role,
+                "ansible.builtin.assert": {"that": "_keys | length > 0", "quiet": True},
+                "vars": {"_spec": "{{ (lookup('ansible.builtin.file', '%s') | from_yaml).argument_specs.main.options }}"
+                                  % spec,
+                         "_keys": "{{ _spec.keys() | select('in', hostvars[inventory_hostname]) | list }}"},
+            }]})
+    (tmp_path / "components.json").write_text(json.dumps(plays))
+    return _run([os.path.join(BIN, "ansible-playbook")] + _inventory_args(name)
+                + ["-e", "@" + str(tmp_path / "vars.json"), str(tmp_path / "components.json")])
+
+
+@pytest.mark.parametrize("name", sorted(INVENTORIES))
+def test_component_roles_accept_the_inventory(name, tmp_path):
+    rc, out = _validate_components(name, tmp_path)
+    assert rc == 0, out
+    assert "failed=0" in out and "failed=1" not in out
+    assert out.count("TASK [Validate the inventory's") == len(ROLE_GROUPS) + 1
+
+
+@pytest.mark.parametrize("name,extra,message", [
+    ("production", {"stalwart_accounts": "alice@example.com"}, "stalwart_accounts"),
+    ("production", {"postgresql_replication_role": "standby"}, "postgresql_replication_role"),
+    ("production-k8s", {"roundcube_k8s_replicas": "two"}, "roundcube_k8s_replicas"),
+])
+def test_component_validation_of_the_inventory_can_fail(name, extra, message, tmp_path):
+    rc, out = _validate_components(name, tmp_path, extra)
     assert rc != 0, out
     assert message in out, out
 
