@@ -1,12 +1,12 @@
 """Verify the dragonfly role with REAL clients. The server is the STAND-IN artifact (Dragonfly's command line over
 Debian's redis-server), not Dragonfly: protocol, password, TLS, bind and firewall are real; Dragonfly itself is not."""
 import os
-import re
 import sys
 
 import testinfra
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared"))
+from hostcheck import exposure  # noqa: E402  pylint: disable=wrong-import-position
 from kvclient import can_connect, install_ca, redis_tls, server_ip  # noqa: E402  pylint: disable=wrong-import-position
 
 RELEASE = os.environ.get("MOLECULE_DEBIAN", "12")
@@ -79,8 +79,5 @@ def test_redis_cli_over_tls(host):
 
 
 def test_systemd_sandbox_score(host):
-    out = host.check_output("systemd-analyze security --no-pager dragonfly.service")
-    match = re.search(r"Overall exposure level for dragonfly.service: ([0-9.]+)", out)
-    assert match, out
-    print("systemd-analyze security dragonfly.service:", match.group(1))
-    assert float(match.group(1)) <= 2.5, out
+    score, out = exposure(host, "dragonfly.service")
+    assert score <= 2.5, out

@@ -8,6 +8,7 @@ import sys
 import testinfra
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared"))
+from hostcheck import exposure  # noqa: E402  pylint: disable=wrong-import-position
 from kvclient import can_connect, install_ca, redis_tls, server_ip  # noqa: E402  pylint: disable=wrong-import-position
 
 CLIENT = testinfra.get_host("podman://tm-valkey-client-d13")
@@ -103,8 +104,5 @@ def test_persistence_settings(host):
 
 def test_systemd_sandbox_score(host):
     assert host.file("/etc/systemd/system/valkey-server.service.d/10-talentmesh-hardening.conf").exists
-    out = host.check_output("systemd-analyze security --no-pager valkey-server.service")
-    match = re.search(r"Overall exposure level for valkey-server.service: ([0-9.]+)", out)
-    assert match, out
-    print("systemd-analyze security valkey-server.service:", match.group(1))
-    assert float(match.group(1)) <= 2.0, out
+    score, out = exposure(host, "valkey-server.service")
+    assert score <= 2.0, out
