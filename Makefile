@@ -31,7 +31,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLL_ROOT)
 export ANSIBLE_CONFIG := $(TOP)/ansible.cfg
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help setup host venv upstream images lint sanity units emulator-tests role-tests k8s-tests molecule test lab lab-bench leak-check lab-destroy build bench clean
+.PHONY: help setup host venv upstream images lint sanity units emulator-tests role-tests k8s-tests molecule test lab lab-bench leak-check lab-destroy build docs bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -83,6 +83,10 @@ molecule: venv images ## Molecule scenarios (all, or SCENARIO=name), each on its
 
 build: venv ## build the collection tarball and check it installs with roles resolvable by FQCN
 	bash scripts/build-check.sh
+
+docs: venv ## regenerate docs/roles, docs/plugins, docs/reference.rst (antsibull-docs) and CHANGELOG.rst (antsibull-changelog)
+	bash scripts/docs.sh
+	bash scripts/changelog.sh
 
 test: setup lint sanity units emulator-tests role-tests k8s-tests build molecule ## everything CI runs
 

@@ -8,14 +8,18 @@ check fails when any of them appears in:
   - a file on any host that users other than root and the file's group can read (mode o+r), under the paths where
     deployments write (/etc, /opt, /usr/local, /var/lib, /var/cache, /var/log, /srv, /run, /tmp, /home, /root),
   - the journal of any host.
-Hosts are the podman containers of the inventory given with -i (by inventory name). Prints one line per hit and a
+A secret counts as found as it is and base64-encoded (at any of the three alignments inside a longer base64 text, as
+slurp, copy or a Kubernetes Secret would carry it). Hosts are the podman containers of the inventory given with -i (by
+inventory name). Prints one line per hit, naming the task a hit in the output belongs to, never the value, and a
 summary; exit status 1 on any hit.
 
 Usage: leak_check.py --secrets-dir DIR [--ca-dir DIR] -- ansible-playbook -i INVENTORY site.yml [args...]
 """
 import argparse
+import base64
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -23,6 +27,8 @@ import time
 
 SEARCH_ROOTS = ["/etc", "/opt", "/usr/local", "/var/lib", "/var/cache", "/var/log", "/srv", "/run", "/tmp", "/home", "/root"]
 MIN_SECRET_LENGTH = 8
+# Every process's full command line on a host, one a line (from /proc where the image has no ps).
+HOST_PS = "ps -ww -eo args 2>/dev/null || for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done 2>/dev/null"
 
 
 def known_secrets(secrets_dir, ca_dir):
@@ -45,8 +51,48 @@ def known_secrets(secrets_dir, ca_dir):
     return secrets
 
 
-def hits_in(text, secrets, where):
-    return ["%s: %s found" % (where, label) for label, value in secrets.items() if value in text]
+def forms(value):
+    """The texts that give a secret away: the value, and the part of its base64 encoding that does not depend on the
+    bytes around it, for each of the three positions a value can start at relative to base64's 3-byte groups."""
+    raw = value.encode("utf-8")
+    found = [("plain", value)]
+    for skip in range(3):
+        whole = (len(raw) - skip) // 3 * 3
+        if whole >= 6:
+            found.append(("base64", base64.b64encode(raw[skip:skip + whole]).decode("ascii")))
+    return found
+
+
+def task_of(text, position):
+    """The ansible-playbook TASK/PLAY header a position of its output belongs to."""
+    for marker in ("TASK [", "PLAY ["):
+        start = text.rfind(marker, 0, position)
+        if start >= 0:
+            return text[start:text.find("]", start) + 1]
+    return "before the first play"
+
+
+def hits_in(text, secrets, where, tasks=False):
+    """One line per secret found in text (value never shown): how, how often and, with tasks, in which tasks."""
+    hits = []
+    for label, value in secrets.items():
+        for form, needle in forms(value):
+            positions = [m.start() for m in re.finditer(re.escape(needle), text)]
+            if not positions:
+                continue
+            line = "%s: %s found (%s, %d times)" % (where, label, form, len(positions))
+            if tasks:
+                line += " in " + ", ".join(sorted(set(task_of(text, p) for p in positions)))
+            hits.append(line)
+    return hits
+
+
+def masked(text, secrets):
+    """text with every form of every known secret replaced by its label (for showing a failed converge's output)."""
+    for label, value in secrets.items():
+        for _form, needle in forms(value):
+            text = text.replace(needle, "<%s>" % label)
+    return text
 
 
 def inventory_hosts(cmd):
@@ -73,10 +119,11 @@ class Sampler(threading.Thread):
         self.seen = {}
 
     def sample(self):
-        controller = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=False).stdout
+        # -ww: full command lines (ps cuts them at $COLUMNS otherwise, and a secret at the end would be missed).
+        controller = subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True, check=False).stdout
         self.seen.setdefault("controller", set()).update(controller.splitlines())
         for host in self.hosts:
-            self.seen.setdefault(host, set()).update(podman(host, "ps -eo args 2>/dev/null || cat /proc/[0-9]*/cmdline | tr '\\0' ' '").splitlines())
+            self.seen.setdefault(host, set()).update(podman(host, HOST_PS).splitlines())
 
     def run(self):
         deadline = time.monotonic() + 3600
@@ -106,10 +153,10 @@ def main(argv):
     output = proc.stdout + proc.stderr
     hits = []
     if proc.returncode != 0:
-        print(output[-4000:])
+        print(masked(output, secrets)[-4000:])
         print("leak-check: the converge failed (rc %d)" % proc.returncode)
         return 1
-    hits += hits_in(output, secrets, "converge output (-vvv)")
+    hits += hits_in(output, secrets, "converge output (-vvv)", tasks=True)
     for where, lines in sorted(sampler.seen.items()):
         hits += hits_in("\n".join(lines), secrets, "process arguments on " + where)
     roots = " ".join(SEARCH_ROOTS)
@@ -117,7 +164,7 @@ def main(argv):
         # The patterns go in on stdin to a root-only file (never argv), which is removed again.
         files = podman(host, "umask 077; cat > /root/.leak-patterns; find %s -xdev -type f -perm -o=r -size -2M 2>/dev/null | "
                              "xargs -r grep -l -F -f /root/.leak-patterns 2>/dev/null; rm -f /root/.leak-patterns" % roots,
-                       stdin="\n".join(secrets.values()) + "\n")
+                       stdin="\n".join(needle for value in secrets.values() for _form, needle in forms(value)) + "\n")
         for path in files.split():
             content = podman(host, "cat %s" % path)
             hits += hits_in(content, secrets, "world-readable file %s:%s" % (host, path))

@@ -3,7 +3,7 @@ writes fragments without SOA/NS, re-runs unchanged, and no TSIG secret ever appe
 Runs ansible-playbook against localhost (no DNS server, no containers)."""
 import pytest
 
-from tests.roles.conftest import run_role
+from tests.roles.harness import case, run_role
 
 SECRET = "c2VjcmV0LXRzaWcta2V5LWZvci10ZXN0cy0wMTIzNDU2Nzg5"
 GOOD = {
@@ -22,35 +22,40 @@ def run(tmp_path, extra, check=False):
 
 
 @pytest.mark.parametrize("extra,needle", [
-    ({"dns_domains": []}, "dns_domains must list at least one mail domain"),
-    ({"dns_domains": [{"name": "not a domain"}]}, "is not a domain name"),
-    ({"dns_mx": [{"host": "192.0.2.25", "priority": 10}]}, "MX host '192.0.2.25' is an IP address"),
-    ({"dns_mx": [{"host": "2001:db8::25", "priority": 10}]}, "is an IP address"),
-    ({"dns_spf": "v=spf1 mx ip4:192.0.2.300 -all"}, "ip4 needs an IPv4 address or network"),
-    ({"dns_spf": "v=spf1 mx a:"}, "must end with an 'all' mechanism"),
-    ({"dns_spf": {"mechanisms": ["mx", "+bogus"], "all": "-all"}}, "unknown or malformed term '+bogus'"),
-    ({"dns_dmarc": {"p": "rejct"}}, "dmarc.p 'rejct' must be none, quarantine or reject"),
-    ({"dns_dmarc": {"p": "reject", "sp": "nope"}}, "dmarc.sp 'nope'"),
-    ({"dns_dmarc": {"p": "reject", "pct": 150}}, "dmarc.pct 150 must be an integer 0-100"),
-    ({"dns_dmarc": {"p": "reject", "rua": ["dmarc@example.com"]}}, "must be mailto:<address>"),
-    ({"dns_ttl": 10}, "ttl 10 must be an integer of seconds between 60 and 604800"),
-    ({"dns_mta_sts": {"mode": "on"}}, "mta_sts.mode 'on' must be enforce, testing or none"),
-    ({"dns_tlsrpt": {"rua": ["reports@example.com"]}}, "tlsrpt.rua"),
-    ({"dns_mail_hosts": [{"name": "mail.example.com", "ipv4": ["300.0.0.1"]}]}, "is not an IPv4 address"),
-    ({"dns_mail_hosts": [{"name": "mail.elsewhere.net", "ipv4": ["192.0.2.1"]}]}, "is in none of the zones"),
-    ({"dns_domains": [{"name": "example.com", "extra": [{"name": "example.com.", "type": "SOA", "values": ["x"]}]}]},
-     "never touches SOA"),
-    ({"dns_publish": "zonefile", "dns_zonefile_dir": "relative/dir"}, "dns_zonefile_dir must be an absolute directory"),
-    ({"dns_publish": "rfc2136", "dns_rfc2136_server": "ns1.example.com", "dns_rfc2136_key_name": "k",
-      "dns_rfc2136_key_secret": SECRET}, "dns_rfc2136_server must be the IP address"),
-    ({"dns_publish": "rfc2136", "dns_rfc2136_server": "192.0.2.53", "dns_rfc2136_key_name": "k",
-      "dns_rfc2136_key_secret": "not base64!"}, "dns_rfc2136_key_secret must be the base64 TSIG secret"),
-    ({"dns_publish": "rfc2136", "dns_rfc2136_server": "192.0.2.53", "dns_rfc2136_key_name": "",
-      "dns_rfc2136_key_secret": SECRET}, "dns_rfc2136_key_name must be a TSIG key name"),
-    ({"dns_publish": "stalwart", "dns_rfc2136_server": "192.0.2.53", "dns_rfc2136_key_name": "k",
-      "dns_rfc2136_key_secret": SECRET}, "dns_stalwart_url must be the http(s) URL of Stalwart"),
-    ({"dns_publish": "hook", "dns_hook_tasks": "/nonexistent/hook.yml"}, "dns_hook_tasks must be an existing task file"),
-    ({"dns_publish": "carrier-pigeon"}, "dns_publish"),
+    case("required", {"dns_domains": []}, "dns_domains must list at least one mail domain"),
+    case("format", {"dns_domains": [{"name": "not a domain"}]}, "is not a domain name"),
+    case("format", {"dns_mx": [{"host": "192.0.2.25", "priority": 10}]}, "MX host '192.0.2.25' is an IP address"),
+    case("format", {"dns_mx": [{"host": "2001:db8::25", "priority": 10}]}, "is an IP address"),
+    case("format", {"dns_spf": "v=spf1 mx ip4:192.0.2.300 -all"}, "ip4 needs an IPv4 address or network"),
+    case("format", {"dns_spf": "v=spf1 mx a:"}, "must end with an 'all' mechanism"),
+    case("format", {"dns_spf": {"mechanisms": ["mx", "+bogus"], "all": "-all"}}, "unknown or malformed term '+bogus'"),
+    case("format", {"dns_dmarc": {"p": "rejct"}}, "dmarc.p 'rejct' must be none, quarantine or reject"),
+    case("format", {"dns_dmarc": {"p": "reject", "sp": "nope"}}, "dmarc.sp 'nope'"),
+    case("ranges", {"dns_dmarc": {"p": "reject", "pct": 150}}, "dmarc.pct 150 must be an integer 0-100"),
+    case("format", {"dns_dmarc": {"p": "reject", "rua": ["dmarc@example.com"]}}, "must be mailto:<address>"),
+    case("ranges", {"dns_ttl": 10}, "ttl 10 must be an integer of seconds between 60 and 604800"),
+    case("format", {"dns_mta_sts": {"mode": "on"}}, "mta_sts.mode 'on' must be enforce, testing or none"),
+    case("format", {"dns_tlsrpt": {"rua": ["reports@example.com"]}}, "tlsrpt.rua"),
+    case("format", {"dns_mail_hosts": [{"name": "mail.example.com", "ipv4": ["300.0.0.1"]}]}, "is not an IPv4 address"),
+    case("format", {"dns_mail_hosts": [{"name": "mail.elsewhere.net", "ipv4": ["192.0.2.1"]}]}, "is in none of the zones"),
+    case("broken-config",
+         {"dns_domains": [{"name": "example.com", "extra": [{"name": "example.com.", "type": "SOA", "values": ["x"]}]}]},
+         "never touches SOA"),
+    case("format", {"dns_publish": "zonefile", "dns_zonefile_dir": "relative/dir"},
+         "dns_zonefile_dir must be an absolute directory"),
+    case("format", {"dns_publish": "rfc2136", "dns_rfc2136_server": "ns1.example.com", "dns_rfc2136_key_name": "k",
+                    "dns_rfc2136_key_secret": SECRET}, "dns_rfc2136_server must be the IP address"),
+    case("format", {"dns_publish": "rfc2136", "dns_rfc2136_server": "192.0.2.53", "dns_rfc2136_key_name": "k",
+                    "dns_rfc2136_key_secret": "not base64!"}, "dns_rfc2136_key_secret must be the base64 TSIG secret"),
+    case("injection", {"dns_publish": "rfc2136", "dns_rfc2136_server": "192.0.2.53", "dns_rfc2136_key_name": "k",
+                       "dns_rfc2136_key_secret": SECRET + "\nkey x"}, "dns_rfc2136_key_secret must be the base64 TSIG secret"),
+    case("required", {"dns_publish": "rfc2136", "dns_rfc2136_server": "192.0.2.53", "dns_rfc2136_key_name": "",
+                      "dns_rfc2136_key_secret": SECRET}, "dns_rfc2136_key_name must be a TSIG key name"),
+    case("required", {"dns_publish": "stalwart", "dns_rfc2136_server": "192.0.2.53", "dns_rfc2136_key_name": "k",
+                      "dns_rfc2136_key_secret": SECRET}, "dns_stalwart_url must be the http(s) URL of Stalwart"),
+    case("format", {"dns_publish": "hook", "dns_hook_tasks": "/nonexistent/hook.yml"},
+         "dns_hook_tasks must be an existing task file"),
+    case("format", {"dns_publish": "carrier-pigeon"}, "dns_publish"),
 ])
 def test_invalid_input_fails_first(tmp_path, extra, needle):
     rc, out = run(tmp_path, extra)
@@ -58,11 +63,13 @@ def test_invalid_input_fails_first(tmp_path, extra, needle):
     assert not (tmp_path / "zones").exists()
 
 
+@pytest.mark.defect_class("format")
 def test_every_problem_is_listed_at_once(tmp_path):
     rc, out = run(tmp_path, {"dns_mx": [{"host": "192.0.2.25", "priority": 10}], "dns_dmarc": {"p": "x"}})
     assert rc != 0 and "is an IP address" in out and "dmarc.p 'x'" in out, out[-3000:]
 
 
+@pytest.mark.defect_class("secrets")
 def test_unreachable_server_is_named(tmp_path):
     """RFC 2136 to a server that does not answer: the preflight names it; the secret is never shown."""
     rc, out = run(tmp_path, {"dns_publish": "rfc2136", "dns_rfc2136_server": "127.0.0.1", "dns_rfc2136_port": 9,

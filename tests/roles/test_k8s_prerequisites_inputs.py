@@ -3,7 +3,7 @@ namespace (Pod Security restricted) and the default-deny policy without touching
 import pytest
 import yaml
 
-from tests.roles.conftest import run_role
+from tests.roles.harness import case, run_role
 
 K8S = {"mail_target": "kubernetes", "mail_k8s_mode": "render"}
 
@@ -15,13 +15,16 @@ def _run(tmp_path, extra):
 
 
 @pytest.mark.parametrize("extra,needle", [
-    ({"mail_target": "baremetal"}, "runs only with mail_target kubernetes"),
-    ({"k8s_prerequisites_operator_manifests": [{"name": "cnpg", "src": "cnpg.yaml", "sha256": "abc"}]},
-     "k8s_prerequisites_operator_manifests entry needs"),
-    ({"k8s_prerequisites_operator_manifests": [{"name": "rook", "src": "rook.yaml", "sha256": "0" * 64}]},
-     "k8s_prerequisites_operator_manifests"),
-    ({"k8s_prerequisites_min_version": "latest"}, "k8s_prerequisites_min_version must be"),
-    ({"mail_k8s_namespace": "Mail_NS"}, "mail_k8s_namespace Mail_NS is not a DNS label"),
+    case("format", {"mail_target": "baremetal"}, "runs only with mail_target kubernetes"),
+    case("format", {"k8s_prerequisites_operator_manifests": [{"name": "cnpg", "src": "cnpg.yaml", "sha256": "abc"}]},
+         "k8s_prerequisites_operator_manifests entry needs"),
+    case("format", {"k8s_prerequisites_operator_manifests": [{"name": "rook", "src": "rook.yaml", "sha256": "0" * 64}]},
+         "k8s_prerequisites_operator_manifests"),
+    case("format", {"k8s_prerequisites_min_version": "latest"}, "k8s_prerequisites_min_version must be"),
+    case("format", {"mail_k8s_namespace": "Mail_NS"}, "mail_k8s_namespace Mail_NS is not a DNS label"),
+    case("format", {"k8s_prerequisites_pod_security_version": "1.31"}, "k8s_prerequisites_pod_security_version latest or"),
+    case("required", {"k8s_prerequisites_operator_manifests": [{"name": "cnpg", "sha256": "0" * 64}]},
+         "missing required arguments: src found in k8s_prerequisites_operator_manifests"),
 ])
 def test_invalid_input_fails_first(tmp_path, extra, needle):
     rc, out = _run(tmp_path, extra)

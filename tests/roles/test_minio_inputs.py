@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from tests.kubernetes import validate
-from tests.roles.conftest import run_role
+from tests.roles.harness import case, mismatched_tls, run_role
 
 SECRET_MARK = "s3cret-mark-"
 GOOD = {
@@ -25,7 +25,7 @@ GOOD = {
 PAYLOAD = os.urandom(4096)
 
 
-def run(tmp_path, served, extra, drop=(), check=False):
+def run(tmp_path, served, extra, drop=(), check=False, environment_failure=None):
     minio_url, minio_sha = served.add("minio", PAYLOAD)
     mc_url, mc_sha = served.add("mc", PAYLOAD[::-1])
     variables = dict(GOOD, minio_artifact_url=minio_url, minio_artifact_sha256=minio_sha,
@@ -37,7 +37,7 @@ def run(tmp_path, served, extra, drop=(), check=False):
     variables.update({k: (str(tmp_path / "render") if v == "RENDER" else v) for k, v in extra.items()})
     for name in drop:
         variables.pop(name)
-    rc, out = run_role("minio", tmp_path, variables, check=check)
+    rc, out = run_role("minio", tmp_path, variables, check=check, environment_failure=environment_failure)
     assert SECRET_MARK not in out, "a secret leaked into the output"
     return rc, out
 
@@ -52,31 +52,50 @@ def assert_nothing_installed(tmp_path):
 K8S = {"mail_target": "kubernetes", "mail_k8s_mode": "render", "mail_render_dir": "RENDER"}
 
 
+CERT, OTHER_KEY = mismatched_tls()
+
+
 @pytest.mark.parametrize("extra,drop,needle", [
-    ({}, ("minio_root_password",), "minio_root_password (at least 16 characters) must be set"),
-    ({}, ("minio_root_user",), "minio_root_user (at least 3 characters)"),
-    ({"minio_root_password": "short"}, (), "minio_root_password (at least 16 characters)"),
-    ({"minio_root_password": SECRET_MARK + "0123456789\nMINIO_X=1"}, (), "without control characters"),
-    ({}, ("minio_stalwart_secret_key",), "minio_stalwart_access_key / minio_stalwart_secret_key must be set"),
-    ({}, ("minio_backup_access_key",), "minio_backup_access_key / minio_backup_secret_key must be set"),
-    ({"minio_backup_access_key": "lab stalwart"}, (), "minio_backup_access_key / minio_backup_secret_key"),
-    ({"minio_backup_access_key": "lab-stalwart"}, (), "minio_stalwart_access_key and minio_backup_access_key must differ"),
-    ({"minio_allowed_hosts": []}, (), "minio_allowed_hosts must list"),
-    ({"minio_allowed_hosts": ["stalwart.example"]}, (), "minio_allowed_hosts must list"),
-    ({"minio_allowed_hosts": ["10.0.0.1/33"]}, (), "minio_allowed_hosts must list"),
-    ({"minio_port": 70000}, (), "minio_port must be a port 1-65535"),
-    ({"minio_stalwart_bucket": ""}, (), 'invalid: ""'),
-    ({"minio_extra_buckets": ["under_score", "-lead"]}, (), '"under_score", "-lead"'),
-    ({"minio_extra_env": {"MINIO_BROWSER": "off\nMINIO_ROOT_USER=x"}}, (), "values without control characters"),
-    ({"minio_extra_env": {"PATH": "/tmp"}}, (), "minio_extra_env takes MINIO_* names"),
-    ({"minio_artifact_sha256": ""}, (), "minio_artifact_sha256 must be the 64-hex-digit"),
-    ({"minio_mc_artifact_sha256": "abc"}, (), "minio_mc_artifact_sha256 must be the 64-hex-digit"),
-    ({"minio_tls_cert": "-----BEGIN CERTIFICATE-----"}, (), "minio_tls_cert and minio_tls_key must both"),
-    ({"minio_bind_address": ""}, (), "minio_bind_address must be an IPv4/IPv6 address"),
-    (dict(K8S, minio_k8s_servers=0), (), "minio_k8s_servers at least 1"),
-    (dict(K8S, minio_k8s_servers=2), (), "at least 4 drives"),
-    (dict(K8S, minio_k8s_image="quay.io/minio/minio:latest"), (), "pinned to a tag other than latest"),
-    (dict(K8S, minio_k8s_mc_image="quay.io/minio/mc"), (), "pinned to a tag other than latest"),
+    case("required", {}, ("minio_root_password",), "minio_root_password (at least 16 characters) must be set"),
+    case("required", {}, ("minio_root_user",), "minio_root_user (at least 3 characters)"),
+    case("format", {"minio_root_password": "short"}, (), "minio_root_password (at least 16 characters)"),
+    case("injection", {"minio_root_password": SECRET_MARK + "0123456789\nMINIO_X=1"}, (), "without control characters"),
+    case("injection", {"minio_root_user": "lab-root\nMINIO_ROOT_PASSWORD=x"}, (), "without control characters"),
+    case("injection", {"minio_stalwart_secret_key": SECRET_MARK + "stalwart\nx"}, (),
+         "minio_stalwart_access_key / minio_stalwart_secret_key must be set"),
+    case("injection", {"minio_backup_secret_key": SECRET_MARK + "backup-01\t"}, (),
+         "minio_backup_access_key / minio_backup_secret_key must be set"),
+    case("required", {}, ("minio_stalwart_secret_key",), "minio_stalwart_access_key / minio_stalwart_secret_key must be set"),
+    case("required", {}, ("minio_backup_access_key",), "minio_backup_access_key / minio_backup_secret_key must be set"),
+    case("format", {"minio_backup_access_key": "lab stalwart"}, (), "minio_backup_access_key / minio_backup_secret_key"),
+    case("format", {"minio_backup_access_key": "lab-stalwart"}, (),
+         "minio_stalwart_access_key and minio_backup_access_key must differ"),
+    case("firewall", {"minio_allowed_hosts": []}, (), "minio_allowed_hosts must list"),
+    case("firewall", {"minio_allowed_hosts": ["stalwart.example"]}, (), "minio_allowed_hosts must list"),
+    case("firewall", {"minio_allowed_hosts": ["10.0.0.1/33"]}, (), "minio_allowed_hosts must list"),
+    case("firewall", {"minio_allowed_hosts": ["2001:db8::/129"]}, (), "minio_allowed_hosts must list"),
+    case("firewall", {"minio_port": 70000}, (), "minio_port must be a port 1-65535"),
+    case("firewall", {"minio_port": 0}, (), "minio_port must be a port 1-65535"),
+    case("bucket", {"minio_stalwart_bucket": ""}, (), 'invalid: ""'),
+    case("bucket", {"minio_backup_bucket": "Backups"}, (), 'invalid: "Backups"'),
+    case("bucket", {"minio_backup_bucket": "192.168.1.1"}, (), 'invalid: "192.168.1.1"'),
+    case("bucket", {"minio_extra_buckets": ["under_score", "-lead"]}, (), '"under_score", "-lead"'),
+    case("bucket", {"minio_extra_buckets": ["a..b", "xn--abc"]}, (), '"a..b", "xn--abc"'),
+    case("injection", {"minio_extra_env": {"MINIO_BROWSER": "off\nMINIO_ROOT_USER=x"}}, (),
+         "values without control characters"),
+    case("format", {"minio_extra_env": {"PATH": "/tmp"}}, (), "minio_extra_env takes MINIO_* names"),
+    case("required", {"minio_artifact_sha256": ""}, (), "minio_artifact_sha256 must be the 64-hex-digit"),
+    case("format", {"minio_mc_artifact_sha256": "abc"}, (), "minio_mc_artifact_sha256 must be the 64-hex-digit"),
+    case("broken-config", {"minio_tls_cert": "-----BEGIN CERTIFICATE-----"}, (), "minio_tls_cert and minio_tls_key must both"),
+    case("broken-config", {"minio_tls_cert": CERT, "minio_tls_key": OTHER_KEY}, (),
+         "minio_tls_key does not belong to minio_tls_cert"),
+    case("required", {"minio_bind_address": ""}, (), "minio_bind_address must be an IPv4/IPv6 address"),
+    case("ranges", dict(K8S, minio_k8s_servers=0), (), "minio_k8s_servers at least 1"),
+    case("ranges", dict(K8S, minio_k8s_servers=2), (), "at least 4 drives"),
+    case("ranges", dict(K8S, minio_k8s_volumes_per_server=0), (), "minio_k8s_volumes_per_server at least 1"),
+    case("format", dict(K8S, minio_k8s_volume_size="lots"), (), "minio_k8s_volume_size a quantity"),
+    case("format", dict(K8S, minio_k8s_image="quay.io/minio/minio:latest"), (), "pinned to a tag other than latest"),
+    case("format", dict(K8S, minio_k8s_mc_image="quay.io/minio/mc"), (), "pinned to a tag other than latest"),
 ])
 def test_invalid_input_fails_first(tmp_path, served, extra, drop, needle):
     rc, out = run(tmp_path, served, extra, drop)
@@ -88,18 +107,21 @@ def test_invalid_input_fails_first(tmp_path, served, extra, drop, needle):
 def test_keys_not_required_without_provisioning(tmp_path, served):
     """minio_provision: false needs neither the keys nor mc; validation passes and the install starts (check mode)."""
     rc, out = run(tmp_path, served, {"minio_provision": False, "minio_mc_artifact_sha256": ""},
-                  drop=["minio_stalwart_secret_key", "minio_backup_access_key"], check=True)
+                  drop=["minio_stalwart_secret_key", "minio_backup_access_key"], check=True,
+                  environment_failure="on a host without systemd the run stops at the service, after validation")
     del rc  # on a host without systemd the run stops at the service, after validation
     assert "minio_stalwart" not in out and "minio_mc_artifact" not in out, out[-2000:]
     assert "TASK [talentmesh.mail.shared : Create the service user]" in out, out[-2000:]
 
 
+@pytest.mark.defect_class("format")
 def test_unreachable_url_fails_before_install(tmp_path, served):
     rc, out = run(tmp_path, served, {"minio_mc_artifact_url": served.url + "/missing"})
     assert rc != 0 and "minio_mc_artifact_url" in out and "is not reachable" in out, out[-2000:]
     assert_nothing_installed(tmp_path)
 
 
+@pytest.mark.defect_class("state")
 def test_checksum_mismatch_installs_nothing(tmp_path, served):
     rc, out = run(tmp_path, served, {"minio_artifact_sha256": "ab" * 32})
     assert rc != 0 and "minio_artifact_url" in out and "minio_artifact_sha256" in out, out[-2000:]
@@ -108,6 +130,7 @@ def test_checksum_mismatch_installs_nothing(tmp_path, served):
     assert not (tmp_path / "bin").exists()
 
 
+@pytest.mark.defect_class("state")
 def test_local_artifact_mismatch_fails_before_install(tmp_path, served):
     served.add("local-minio", b"local bytes")
     rc, out = run(tmp_path, served, {"minio_artifact_path": served.path("local-minio"), "minio_artifact_sha256": "1" * 64})
@@ -119,6 +142,7 @@ def snapshot(directory):
     return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.defect_class("injection")  # works end to end: a root password with ' \ $ ` $( ) in config.env
 def test_kubernetes_render_validates_and_is_stable(tmp_path, served):
     extra = dict(K8S, mail_k8s_storage_class="fast-ssd", minio_root_password=SECRET_MARK + "q' \\ $x `y` $(z)")
     rc, out = run(tmp_path, served, extra)

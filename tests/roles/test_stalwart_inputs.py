@@ -50,34 +50,72 @@ def run(tmp_path, served, extra):
     return rc, out
 
 
+def bad(defect_class, extra, needle):
+    """A bad-input case of the issue-10 matrix (tests/roles/conftest.py prints it from the defect_class markers)."""
+    return pytest.param(extra, needle, marks=pytest.mark.defect_class(defect_class))
+
+
+K8S = {"mail_target": "kubernetes", "mail_k8s_mode": "render", "mail_render_dir": "/nonexistent"}
+
+
 @pytest.mark.parametrize("extra,needle", [
-    ({"stalwart_admin_password": ""}, "stalwart_admin_password are required"),
-    ({"stalwart_recovery_admin_password": "short"}, "stalwart_recovery_admin_password and stalwart_admin_password are required"),
-    ({"stalwart_api_key_file": ""}, "set stalwart_api_key (from the vault"),
-    ({"stalwart_api_key_file": "", "stalwart_api_key": "not-a-key"}, "set stalwart_api_key (from the vault"),
-    ({"stalwart_cluster_members": ["localhost", "other"]}, "stalwart_cluster_members gives 2 nodes"),
-    ({"stalwart_artifact_sha256": ""}, "stalwart_artifact_sha256 must be the 64-hex-digit"),
-    ({"stalwart_artifact_sha256": "abc"}, "stalwart_artifact_sha256 must be the 64-hex-digit"),
-    ({"stalwart_hostname": "mail"}, "stalwart_hostname must be a fully qualified domain name"),
-    ({"stalwart_hostname": "mail_server.example.com"}, "stalwart_hostname must be a fully qualified domain name"),
-    ({"stalwart_node_hostname": "node1"}, "stalwart_node_hostname must be a FQDN"),
-    ({"stalwart_listeners": {"smtp": {"protocol": "smtp", "port": 25, "tls_implicit": False},
-                             "other": {"protocol": "smtp", "port": 25, "tls_implicit": False}}},
-     "every listener needs its own port: stalwart_listeners and stalwart_management_port"),
-    ({"stalwart_management_port": 443}, "every listener needs its own port: stalwart_listeners and stalwart_management_port"),
-    ({"stalwart_listeners": {"x": {"protocol": "gopher", "port": 70, "tls_implicit": False}}}, "protocols one of"),
-    ({"stalwart_version": "1.0.2"}, "stalwart-migrate"),
-    ({"stalwart_version": "0.15.4"}, "is not a v0.16 release"),
-    ({"stalwart_db_host": ""}, "stalwart_db_host (got '')"),
-    ({"stalwart_db_password": ""}, "stalwart_db_password (from"),
-    ({"mail_kv_host": ""}, "stalwart_kv_host is required"),
-    ({"stalwart_accounts": [{"email": "bob@elsewhere.example", "password": "x"}]}, "must be local@domain in a declared domain"),
-    ({"stalwart_ai_models": [{"name": "m", "url": "https://llm.example.com/v1", "model": "x"}]},
-     "Enterprise-only in Stalwart v0.16"),
-    ({"stalwart_admin_networks": []}, "stalwart_admin_networks must list"),
-    ({"stalwart_mail_sources": ["everyone"]}, "stalwart_mail_sources must list"),
-    ({"stalwart_tls_cert": "/etc/ssl/mail.crt", "stalwart_tls_key": "/etc/ssl/mail.key"},
-     "stalwart_tls_cert and stalwart_tls_key must both hold PEM"),
+    # missing administrator secret or API key
+    bad("required", {"stalwart_admin_password": ""}, "stalwart_admin_password are required"),
+    bad("required", {"stalwart_recovery_admin_password": ""}, "stalwart_recovery_admin_password and stalwart_admin_password are required"),
+    bad("ranges", {"stalwart_recovery_admin_password": "short"}, "stalwart_recovery_admin_password and stalwart_admin_password are required"),
+    bad("injection", {"stalwart_recovery_admin_password": "recovery-password-for-tests-0123\nSTALWART_ROLE=x"},
+        "stalwart_admin_password are required (from the vault, at least 12 characters, no control characters"),
+    bad("required", {"stalwart_api_key_file": ""}, "set stalwart_api_key (from the vault"),
+    bad("format", {"stalwart_api_key_file": "", "stalwart_api_key": "not-a-key"}, "set stalwart_api_key (from the vault"),
+    # node count not 1 and not >= 3
+    bad("ranges", {"stalwart_cluster_members": ["localhost", "other"]}, "stalwart_cluster_members gives 2 nodes"),
+    bad("ranges", dict(K8S, stalwart_k8s_replicas=2), "stalwart_k8s_replicas gives 2 nodes"),
+    # checksum missing or malformed (a mismatch: test_checksum_mismatch_installs_nothing)
+    bad("required", {"stalwart_artifact_sha256": ""}, "stalwart_artifact_sha256 must be the 64-hex-digit"),
+    bad("format", {"stalwart_artifact_sha256": "abc"}, "stalwart_artifact_sha256 must be the 64-hex-digit"),
+    # host names that are not FQDNs
+    bad("format", {"stalwart_hostname": "mail"}, "stalwart_hostname must be a fully qualified domain name"),
+    bad("format", {"stalwart_hostname": "mail_server.example.com"}, "stalwart_hostname must be a fully qualified domain name"),
+    bad("format", {"stalwart_default_domain": "localdomain"}, "stalwart_default_domain a domain name (got 'localdomain')"),
+    bad("format", {"stalwart_node_hostname": "node1"}, "stalwart_node_hostname must be a FQDN"),
+    # a listener port used twice, out of range, or an unknown protocol
+    bad("broken-config", {"stalwart_listeners": {"smtp": {"protocol": "smtp", "port": 25, "tls_implicit": False},
+                                                 "other": {"protocol": "smtp", "port": 25, "tls_implicit": False}}},
+        "every listener needs its own port: stalwart_listeners and stalwart_management_port use 25, 25, 8080 (duplicates: [25])"),
+    bad("broken-config", {"stalwart_management_port": 443},
+        "every listener needs its own port: stalwart_listeners and stalwart_management_port"),
+    bad("ranges", {"stalwart_listeners": {"smtp": {"protocol": "smtp", "port": 70000, "tls_implicit": False}}},
+        "ports are 1-65535"),
+    bad("format", {"stalwart_listeners": {"x": {"protocol": "gopher", "port": 70, "tls_implicit": False}}}, "protocols one of"),
+    # versions outside the supported line
+    bad("format", {"stalwart_version": "1.0.2"}, "stalwart-migrate"),
+    bad("format", {"stalwart_version": "0.15.4"}, "is not a v0.16 release"),
+    # the datastore (unreachable: test_unreachable_postgresql)
+    bad("required", {"stalwart_db_host": ""}, "stalwart_db_host (got '')"),
+    bad("required", {"stalwart_db_password": ""}, "stalwart_db_password (from"),
+    bad("injection", {"stalwart_db_password": "db-password-for-tests-0123\nSTALWART_RECOVERY_MODE=1"}, "stalwart_db_password (from"),
+    # the Redis-protocol store from the platform contract (mail_kv_*)
+    bad("required", {"mail_kv_host": ""}, "stalwart_kv_host is required"),
+    bad("format", {"mail_kv_host": "rediss://kv.example.com:6379"}, "mail_kv_host rediss://kv.example.com:6379 is not a host name"),
+    bad("ranges", {"mail_kv_port": 70000}, "mail_kv_port 70000 is not a port 1-65535"),
+    bad("injection", {"mail_kv_password": "kv-password-for-tests-0123\r\nFLUSHALL"},
+        "mail_kv_password must be a string without control characters"),
+    bad("required", {"mail_s3_stalwart_bucket": ""}, "stalwart_s3_bucket"),
+    bad("required", {"stalwart_metrics_password": ""}, "stalwart_metrics_password"),
+    # mail data and Enterprise gates
+    bad("format", {"stalwart_accounts": [{"email": "bob@elsewhere.example", "password": "x"}]},
+        "must be local@domain in a declared domain"),
+    bad("required", {"stalwart_ai_models": [{"name": "m", "url": "https://llm.example.com/v1", "model": "x"}]},
+        "Enterprise-only in Stalwart v0.16"),
+    # firewall sources
+    bad("firewall", {"stalwart_admin_networks": []}, "stalwart_admin_networks must list"),
+    bad("firewall", {"stalwart_mail_sources": ["everyone"]}, "stalwart_mail_sources must list"),
+    bad("firewall", {"stalwart_admin_networks": ["10.0.0.0/33"]}, "stalwart_admin_networks must list"),
+    # TLS material
+    bad("broken-config", {"stalwart_tls_cert": "/etc/ssl/mail.crt", "stalwart_tls_key": "/etc/ssl/mail.key"},
+        "stalwart_tls_cert and stalwart_tls_key must both hold PEM"),
+    # Kubernetes
+    bad("format", dict(K8S, stalwart_k8s_image="stalwartlabs/stalwart:latest"), "stalwart_k8s_image pinned to an exact"),
 ])
 def test_invalid_input_fails_first(tmp_path, served, extra, needle):
     rc, out = run(tmp_path, served, extra)
@@ -86,12 +124,14 @@ def test_invalid_input_fails_first(tmp_path, served, extra, needle):
         assert not (tmp_path / name).exists(), name
 
 
+@pytest.mark.defect_class("broken-config")
 def test_unreachable_postgresql(tmp_path, served):
     rc, out = run(tmp_path, served, {"stalwart_db_port": 1})
     assert rc != 0 and "PostgreSQL at stalwart_db_host 127.0.0.1 port stalwart_db_port 1 is not reachable" in out, out[-3000:]
     assert not (tmp_path / "dl").exists()
 
 
+@pytest.mark.defect_class("state")
 def test_checksum_mismatch_installs_nothing(tmp_path, served):
     rc, out = run(tmp_path, served, {"stalwart_artifact_sha256": "0" * 64})
     assert rc != 0 and "did not match the pinned stalwart_artifact_sha256" in out, out[-3000:]
@@ -152,3 +192,20 @@ def with_prerequisites(rendered, dest):
     top["resources"] = sorted(set(top["resources"]) | {"prerequisites"})
     (dest / "kustomization.yaml").write_text(yaml.safe_dump(top))
     return str(dest)
+
+
+@pytest.mark.parametrize("backend,labels", [("dragonfly", {"app": "dragonfly"}),
+                                            ("valkey", {"app.kubernetes.io/name": "valkey"})])
+def test_kubernetes_egress_follows_the_kv_backend(tmp_path, backend, labels):
+    """The egress policy lets the pods reach the Redis-protocol store that mail_kv_backend deploys, on mail_kv_port,
+    under the labels talentmesh.mail.dragonfly (the operator's app: <name>) or talentmesh.mail.valkey give its pods."""
+    out = tmp_path / "rendered"
+    variables = dict(GOOD, mail_target="kubernetes", mail_k8s_mode="render", mail_render_dir=str(out),
+                     mail_kv_backend=backend, mail_kv_port=6380, mail_tls_lab_ca_dir=str(tmp_path / "ca"),
+                     stalwart_api_key_file=str(tmp_path / "api-key"))
+    rc, log = run_role("stalwart", tmp_path, variables)
+    assert rc == 0, log[-3000:]
+    policy = yaml.safe_load((out / "stalwart/networkpolicy-stalwart.yaml").read_text())
+    egress = [rule for rule in policy["spec"]["egress"]
+              if any(peer.get("podSelector", {}).get("matchLabels") == labels for peer in rule.get("to", []))]
+    assert egress and {"port": 6380, "protocol": "TCP"} in egress[0]["ports"], policy["spec"]["egress"]

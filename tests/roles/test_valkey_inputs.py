@@ -7,7 +7,7 @@ import pathlib
 import pytest
 import yaml
 
-from tests.roles.conftest import run_role
+from tests.roles.harness import case, mismatched_tls, run_role
 
 PASSWORD = 'a-long-enough "test" pass\\word'
 GOOD = {
@@ -30,29 +30,41 @@ def run(tmp_path, extra):
 K8S = {"mail_target": "kubernetes", "mail_k8s_mode": "render"}
 
 
+CERT, OTHER_KEY = mismatched_tls()
+
+
 @pytest.mark.parametrize("extra,needle", [
-    ({"valkey_requirepass": ""}, "valkey_requirepass is missing"),
-    ({"valkey_requirepass": "short-pass"}, "valkey_requirepass is missing, shorter than 16"),
-    ({"valkey_requirepass": PASSWORD + "\nrequirepass x"}, "contains a control character"),
-    ({"valkey_allowed_hosts": []}, "valkey_allowed_hosts must list"),
-    ({"valkey_allowed_hosts": ["10.0.0.1/33"]}, "valkey_allowed_hosts must list"),
-    ({"valkey_allowed_hosts": ["kv.example.com"]}, "valkey_allowed_hosts must list"),
-    ({"valkey_port": 70000}, "valkey_port 1-65535"),
-    ({"valkey_maxmemory": "lots"}, "valkey_maxmemory 'lots' must be 0"),
-    ({"valkey_maxmemory": "1M"}, "valkey_maxmemory '1M' must be 0"),
-    ({"valkey_maxmemory_policy": "lru"}, "valkey_maxmemory_policy"),
-    ({"valkey_save": ["every hour"]}, "valkey_save entries must be"),
-    ({"valkey_extra_config": {"hz": "10\nrequirepass x"}}, "valkey_extra_config keys"),
-    ({"valkey_tls_cert": "/etc/ssl/server.crt", "valkey_tls_key": "/etc/ssl/server.key"},
-     "valkey_tls_cert and valkey_tls_key must both hold PEM"),
-    ({"mail_tls_source": "inventory"}, "valkey_tls_cert and valkey_tls_key must both hold PEM"),
-    ({"mail_kv_backend": "redis"}, "mail_kv_backend"),
-    (dict(K8S), "mail_render_dir is required"),
-    (dict(K8S, valkey_k8s_image="valkey/valkey:latest"), "valkey_k8s_image pinned"),
-    (dict(K8S, valkey_k8s_image="valkey/valkey"), "valkey_k8s_image pinned"),
-    (dict(K8S, valkey_k8s_replicas=0), "valkey_k8s_replicas at least 1"),
-    (dict(K8S, valkey_k8s_storage_class="Fast_SSD"), "valkey_k8s_storage_class"),
-    (dict(K8S, valkey_k8s_name="Valkey"), "valkey_k8s_name must be a DNS label"),
+    case("required", {"valkey_requirepass": ""}, "valkey_requirepass is missing"),
+    case("format", {"valkey_requirepass": "short-pass"}, "valkey_requirepass is missing, shorter than 16"),
+    case("injection", {"valkey_requirepass": PASSWORD + "\nrequirepass x"}, "contains a control character"),
+    case("injection", {"valkey_requirepass": PASSWORD + "\x7f"}, "contains a control character"),
+    case("firewall", {"valkey_allowed_hosts": []}, "valkey_allowed_hosts must list"),
+    case("firewall", {"valkey_allowed_hosts": ["10.0.0.1/33"]}, "valkey_allowed_hosts must list"),
+    case("firewall", {"valkey_allowed_hosts": ["2001:db8::/129"]}, "valkey_allowed_hosts must list"),
+    case("firewall", {"valkey_allowed_hosts": ["kv.example.com"]}, "valkey_allowed_hosts must list"),
+    case("firewall", {"valkey_port": 70000}, "valkey_port 1-65535"),
+    case("firewall", {"valkey_port": 0}, "valkey_port 1-65535"),
+    case("format", {"valkey_maxmemory": "lots"}, "valkey_maxmemory 'lots' must be 0"),
+    case("ranges", {"valkey_maxmemory": "1M"}, "valkey_maxmemory '1M' must be 0"),
+    case("ranges", {"valkey_maxmemory": "1.5G"}, "valkey_maxmemory '1.5G' must be 0"),
+    case("format", {"valkey_maxmemory_policy": "lru"}, "valkey_maxmemory_policy"),
+    case("format", {"valkey_save": ["every hour"]}, "valkey_save entries must be"),
+    case("format", {"valkey_dbfilename": "../../etc/dump.rdb"}, "valkey_dbfilename a plain file name"),
+    case("injection", {"valkey_extra_config": {"hz": "10\nrequirepass x"}}, "valkey_extra_config keys"),
+    case("injection", {"valkey_extra_config": {"hz 10\nrequirepass": "x"}}, "valkey_extra_config keys"),
+    case("broken-config", {"valkey_tls_cert": "/etc/ssl/server.crt", "valkey_tls_key": "/etc/ssl/server.key"},
+         "valkey_tls_cert and valkey_tls_key must both hold PEM"),
+    case("broken-config", {"valkey_tls_cert": CERT, "valkey_tls_key": OTHER_KEY},
+         "valkey_tls_key does not belong to valkey_tls_cert"),
+    case("required", {"mail_tls_source": "inventory"}, "valkey_tls_cert and valkey_tls_key must both hold PEM"),
+    case("format", {"mail_kv_backend": "redis"}, "mail_kv_backend"),
+    case("required", dict(K8S), "mail_render_dir is required"),
+    case("format", dict(K8S, valkey_k8s_image="valkey/valkey:latest"), "valkey_k8s_image pinned"),
+    case("format", dict(K8S, valkey_k8s_image="valkey/valkey"), "valkey_k8s_image pinned"),
+    case("ranges", dict(K8S, valkey_k8s_replicas=0), "valkey_k8s_replicas at least 1"),
+    case("format", dict(K8S, valkey_k8s_storage_size="lots"), "valkey_k8s_storage_size a quantity"),
+    case("format", dict(K8S, valkey_k8s_storage_class="Fast_SSD"), "valkey_k8s_storage_class"),
+    case("format", dict(K8S, valkey_k8s_name="Valkey"), "valkey_k8s_name must be a DNS label"),
 ])
 def test_invalid_input_fails_first(tmp_path, extra, needle):
     if "mail_k8s_mode" in extra and "mail_render_dir" not in extra and needle != "mail_render_dir is required":
@@ -62,6 +74,7 @@ def test_invalid_input_fails_first(tmp_path, extra, needle):
     assert not (tmp_path / "etc").exists() and not (tmp_path / "rendered").exists()
 
 
+@pytest.mark.defect_class("broken-config")  # valkey-server does not exist on Debian 12: refused, not half-installed
 @pytest.mark.skipif(not pathlib.Path("/etc/debian_version").read_text().startswith("12"),
                     reason="the controller is not Debian 12")
 def test_debian_12_is_refused_with_a_clear_message(tmp_path):
@@ -81,6 +94,7 @@ def _docs(directory):
     return {p.name: yaml.safe_load(p.read_text()) for p in sorted(directory.glob("*.yaml"))}
 
 
+@pytest.mark.defect_class("injection")  # works end to end: a password with " and \ quoted in valkey.conf
 def test_render_is_complete_and_byte_identical(tmp_path):
     rc, out = _render(tmp_path)
     assert rc == 0, out[-3000:]

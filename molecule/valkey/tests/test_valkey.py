@@ -1,31 +1,32 @@
 """Verify the valkey role with REAL clients against Debian 13's REAL valkey-server: valkey-cli and python3-redis
 over TLS with the lab CA and the password; refused without it, from a host outside the allow-list, and on plaintext."""
+import os
 import re
 import shlex
+import sys
 
 import testinfra
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared"))
+from hostcheck import exposure  # noqa: E402  pylint: disable=wrong-import-position
+from kvclient import can_connect, install_ca, redis_tls, server_ip  # noqa: E402  pylint: disable=wrong-import-position
 
 CLIENT = testinfra.get_host("podman://tm-valkey-client-d13")
 OTHER = testinfra.get_host("podman://tm-valkey-other-d13")
 # Holds a double quote and a backslash: proves valkey.conf's quoting end to end.
 PASSWORD = 'molecule-valkey-"pass"\\0123456789'
-
-
-def _server_ip(host):
-    return host.check_output("hostname -I").split()[0]
+CA = "/tmp/valkey-ca.crt"
 
 
 def _install_ca(host, client):
-    ca = host.file("/etc/valkey/tls/ca.crt").content_string
-    client.run("cat > /tmp/valkey-ca.crt <<'EOF'\n%sEOF" % ca)
-    return "/tmp/valkey-ca.crt"
+    return install_ca(host, client, "/etc/valkey/tls/ca.crt", CA)
 
 
 def _cli(host, client, args, password=PASSWORD, tls=True):
     auth = "REDISCLI_AUTH=%s " % shlex.quote(password) if password else ""
     opts = "--tls --cacert %s " % _install_ca(host, client) if tls else ""
     return client.run("%stimeout 10 valkey-cli %s-h %s -p 6379 --no-auth-warning %s"
-                      % (auth, opts, _server_ip(host), args))
+                      % (auth, opts, server_ip(host), args))
 
 
 def test_service_runs_unprivileged(host):
@@ -51,13 +52,7 @@ def test_set_get_over_tls_with_password(host):
 
 def test_python_client_over_tls(host):
     _install_ca(host, CLIENT)
-    script = (
-        "import redis\n"
-        "r = redis.Redis(host=%r, port=6379, password=%r, ssl=True, ssl_ca_certs='/tmp/valkey-ca.crt',"
-        " socket_timeout=3, socket_connect_timeout=3)\n"
-        "r.set('py', 'v'); print(r.get('py').decode())\n"
-        % (_server_ip(host), PASSWORD))
-    result = CLIENT.run("python3 -c %s" % shlex.quote(script))
+    result = redis_tls(CLIENT, server_ip(host), PASSWORD, CA, "r.set('py', 'v'); print(r.get('py').decode())")
     assert result.rc == 0, result.stderr
     assert result.stdout.strip() == "v"
 
@@ -71,7 +66,7 @@ def test_refused_without_or_with_wrong_password(host):
 def _handshake(host, options):
     _install_ca(host, CLIENT)
     return CLIENT.run("timeout 10 openssl s_client -connect %s:6379 -CAfile /tmp/valkey-ca.crt -verify_return_error %s"
-                      " </dev/null" % (_server_ip(host), options))
+                      " </dev/null" % (server_ip(host), options))
 
 
 def test_tls_versions_and_aead_ciphers(host):
@@ -91,9 +86,8 @@ def test_plaintext_is_not_served(host):
 
 
 def test_non_allowed_host_cannot_connect(host):
-    code = "import socket,sys; s=socket.socket(); s.settimeout(3); sys.exit(s.connect_ex(('%s', 6379)))" % _server_ip(host)
-    assert CLIENT.run("python3 -c \"%s\"" % code).rc == 0
-    assert OTHER.run("python3 -c \"%s\"" % code).rc != 0
+    assert can_connect(CLIENT, server_ip(host))
+    assert not can_connect(OTHER, server_ip(host))
     assert "PONG" not in _cli(host, OTHER, "PING").stdout
 
 
@@ -110,8 +104,5 @@ def test_persistence_settings(host):
 
 def test_systemd_sandbox_score(host):
     assert host.file("/etc/systemd/system/valkey-server.service.d/10-talentmesh-hardening.conf").exists
-    out = host.check_output("systemd-analyze security --no-pager valkey-server.service")
-    match = re.search(r"Overall exposure level for valkey-server.service: ([0-9.]+)", out)
-    assert match, out
-    print("systemd-analyze security valkey-server.service:", match.group(1))
-    assert float(match.group(1)) <= 2.0, out
+    score, out = exposure(host, "valkey-server.service")
+    assert score <= 2.0, out
