@@ -6,7 +6,7 @@ import re
 import pytest
 import yaml
 
-from tests.roles.conftest import run_role
+from tests.roles.harness import case, run_role
 
 DES_KEY = "rc-des 'k\\y' $(x) `z`-01"          # 24 characters: quote, backslash, dollar, spaces, backticks, $( )
 DB_PASSWORD = "rc-db 'pa\\ss' $HOME `id` $(id) 0123"
@@ -33,36 +33,36 @@ K8S = {"roundcube_target": "kubernetes", "mail_k8s_mode": "render", "mail_render
 
 
 @pytest.mark.parametrize("extra,needle", [
-    ({"roundcube_des_key": ""}, "roundcube_des_key must be exactly 24 characters"),
-    ({"roundcube_des_key": DES_KEY[:-1]}, "roundcube_des_key must be exactly 24 characters"),
-    ({"roundcube_des_key": DES_KEY[:-1] + "\n"}, "roundcube_des_key must be exactly 24 characters"),
-    ({"roundcube_db_password": ""}, "roundcube_db_password is missing"),
-    ({"roundcube_db_password": DB_PASSWORD + "\n$config['x']=1;"}, "roundcube_db_password is missing"),
-    ({"roundcube_server_name": ""}, "roundcube_server_name must be the public host name"),
-    ({"roundcube_mail_hosts": []}, "roundcube_mail_hosts must list"),
-    ({"roundcube_mail_hosts": ["mail example"]}, "roundcube_mail_hosts must list"),
-    ({"roundcube_db_host": ""}, "roundcube_db_host must be the PostgreSQL host name"),
-    ({"roundcube_db_sslmode": "require"}, "roundcube_db_sslmode"),
-    ({"roundcube_imap_port": 70000}, "roundcube_imap_port, roundcube_smtp_port"),
-    ({"roundcube_https_port": 0}, "roundcube_https_port must be ports 1-65535"),
-    ({"roundcube_max_upload_mb": 0}, "roundcube_max_upload_mb must be 1-2048"),
-    ({"roundcube_trusted_proxies": ["10.0.0.1/33"]}, "roundcube_trusted_proxies must list"),
-    ({"roundcube_allowed_sources": ["10.0.0.1/33"]}, "roundcube_allowed_sources must list"),
-    ({"roundcube_allowed_sources": ["proxy.example.com"]}, "roundcube_allowed_sources must list"),
-    ({"roundcube_csp": "default-src 'self'\nX-Injected: 1"}, "roundcube_csp may hold no control characters"),
-    ({"roundcube_extra_config": {"product_name": "a\nb"}}, "roundcube_extra_config values may hold no control"),
-    ({"roundcube_oauth_provider": "generic"}, "roundcube_oauth_client_id, roundcube_oauth_client_secret"),
-    ({"roundcube_oauth_provider": "generic", "roundcube_oauth_client_id": "rc", "roundcube_oauth_client_secret": "s3cret",
-      "roundcube_oauth_auth_uri": "http://idp/auth", "roundcube_oauth_token_uri": "https://idp/token",
+    case("required", {"roundcube_des_key": ""}, "roundcube_des_key must be exactly 24 characters"),
+    case("format", {"roundcube_des_key": DES_KEY[:-1]}, "roundcube_des_key must be exactly 24 characters"),
+    case("injection", {"roundcube_des_key": DES_KEY[:-1] + "\n"}, "roundcube_des_key must be exactly 24 characters"),
+    case("required", {"roundcube_db_password": ""}, "roundcube_db_password is missing"),
+    case("injection", {"roundcube_db_password": DB_PASSWORD + "\n$config['x']=1;"}, "roundcube_db_password is missing"),
+    case("required", {"roundcube_server_name": ""}, "roundcube_server_name must be the public host name"),
+    case("required", {"roundcube_mail_hosts": []}, "roundcube_mail_hosts must list"),
+    case("format", {"roundcube_mail_hosts": ["mail example"]}, "roundcube_mail_hosts must list"),
+    case("required", {"roundcube_db_host": ""}, "roundcube_db_host must be the PostgreSQL host name"),
+    case("format", {"roundcube_db_sslmode": "require"}, "roundcube_db_sslmode"),
+    case("ranges", {"roundcube_imap_port": 70000}, "roundcube_imap_port, roundcube_smtp_port"),
+    case("firewall", {"roundcube_https_port": 0}, "roundcube_https_port must be ports 1-65535"),
+    case("ranges", {"roundcube_max_upload_mb": 0}, "roundcube_max_upload_mb must be 1-2048"),
+    case("format", {"roundcube_trusted_proxies": ["10.0.0.1/33"]}, "roundcube_trusted_proxies must list"),
+    case("firewall", {"roundcube_allowed_sources": ["10.0.0.1/33"]}, "roundcube_allowed_sources must list"),
+    case("firewall", {"roundcube_allowed_sources": ["proxy.example.com"]}, "roundcube_allowed_sources must list"),
+    case("injection", {"roundcube_csp": "default-src 'self'\nX-Injected: 1"}, "roundcube_csp may hold no control characters"),
+    case("injection", {"roundcube_extra_config": {"product_name": "a\nb"}}, "roundcube_extra_config values may hold no control"),
+    case("required", {"roundcube_oauth_provider": "generic"}, "roundcube_oauth_client_id, roundcube_oauth_client_secret"),
+    case("format", {"roundcube_oauth_provider": "generic", "roundcube_oauth_client_id": "rc", "roundcube_oauth_client_secret": "s3cret",
+         "roundcube_oauth_auth_uri": "http://idp/auth", "roundcube_oauth_token_uri": "https://idp/token",
       "roundcube_oauth_identity_uri": "https://idp/userinfo"}, "https:// roundcube_oauth_auth_uri"),
-    ({"roundcube_tls_cert": "/etc/ssl/webmail.crt", "roundcube_tls_key": "/etc/ssl/webmail.key"},
-     "roundcube_tls_cert and roundcube_tls_key must both hold PEM"),
-    ({"roundcube_install_method": "artifact", "roundcube_artifact_sha256": "abc"},
-     "roundcube_artifact_sha256 must be the 64-hex-digit"),
-    (dict(K8S, roundcube_k8s_image="roundcube/roundcubemail:latest"), "roundcube_k8s_nginx_image pinned"),
-    (dict(K8S, roundcube_k8s_nginx_image="nginx"), "roundcube_k8s_nginx_image pinned"),
-    (dict(K8S, roundcube_k8s_name="Roundcube"), "roundcube_k8s_name must be a DNS label"),
-    (dict(K8S), "may not contain ' or"),
+    case("broken-config", {"roundcube_tls_cert": "/etc/ssl/webmail.crt", "roundcube_tls_key": "/etc/ssl/webmail.key"},
+         "roundcube_tls_cert and roundcube_tls_key must both hold PEM"),
+    case("format", {"roundcube_install_method": "artifact", "roundcube_artifact_sha256": "abc"},
+         "roundcube_artifact_sha256 must be the 64-hex-digit"),
+    case("format", dict(K8S, roundcube_k8s_image="roundcube/roundcubemail:latest"), "roundcube_k8s_nginx_image pinned"),
+    case("format", dict(K8S, roundcube_k8s_nginx_image="nginx"), "roundcube_k8s_nginx_image pinned"),
+    case("format", dict(K8S, roundcube_k8s_name="Roundcube"), "roundcube_k8s_name must be a DNS label"),
+    case("injection", dict(K8S), "may not contain ' or"),
 ])
 def test_invalid_input_fails_first(tmp_path, extra, needle):
     rc, out = run(tmp_path, extra)
@@ -70,6 +70,7 @@ def test_invalid_input_fails_first(tmp_path, extra, needle):
     assert not (tmp_path / "opt").exists() and not (tmp_path / "dl").exists()
 
 
+@pytest.mark.defect_class("state")
 def test_unreachable_artifact_url(tmp_path, served):
     rc, out = run(tmp_path, {"roundcube_install_method": "artifact", "roundcube_artifact_sha256": "0" * 64,
                              "roundcube_artifact_url": served.url + "/missing.tar.gz"})
@@ -77,6 +78,7 @@ def test_unreachable_artifact_url(tmp_path, served):
     assert not (tmp_path / "dl").exists()
 
 
+@pytest.mark.defect_class("state")
 def test_local_artifact_checksum_mismatch(tmp_path, served):
     served.add("roundcube.tar.gz", b"not the release")
     rc, out = run(tmp_path, {"roundcube_install_method": "artifact", "roundcube_artifact_sha256": "1" * 64,
