@@ -54,7 +54,7 @@ K8S = {"roundcube_target": "kubernetes", "mail_k8s_mode": "render", "mail_render
     case("required", {"roundcube_oauth_provider": "generic"}, "roundcube_oauth_client_id, roundcube_oauth_client_secret"),
     case("format", {"roundcube_oauth_provider": "generic", "roundcube_oauth_client_id": "rc", "roundcube_oauth_client_secret": "s3cret",
          "roundcube_oauth_auth_uri": "http://idp/auth", "roundcube_oauth_token_uri": "https://idp/token",
-      "roundcube_oauth_identity_uri": "https://idp/userinfo"}, "https:// roundcube_oauth_auth_uri"),
+         "roundcube_oauth_identity_uri": "https://idp/userinfo"}, "https:// roundcube_oauth_auth_uri"),
     case("broken-config", {"roundcube_tls_cert": "/etc/ssl/webmail.crt", "roundcube_tls_key": "/etc/ssl/webmail.key"},
          "roundcube_tls_cert and roundcube_tls_key must both hold PEM"),
     case("format", {"roundcube_install_method": "artifact", "roundcube_artifact_sha256": "abc"},
