@@ -14,8 +14,14 @@ export PATH=$top/.venv/bin:$PATH
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$top/testbed/containers.conf}
 export ANSIBLE_COLLECTIONS_PATH=${ANSIBLE_COLLECTIONS_PATH:-$top/.build/collections}
 jobs=${MOLECULE_JOBS:-2}
+# The longest scenarios start first (measured: stalwart, site, postgresql's two releases, roundcube), so the run does
+# not end waiting on one long scenario started last; the others follow in name order.
+LONGEST_FIRST="stalwart site postgresql roundcube seaweedfs"
 if [ $# -gt 0 ]; then scenarios=("$@"); else
-  mapfile -t scenarios < <(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -n1 basename | grep -v '^shared$' | sort)
+  mapfile -t found < <(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -n1 basename | grep -v '^shared$' | sort)
+  scenarios=()
+  for s in $LONGEST_FIRST; do [[ " ${found[*]} " == *" $s "* ]] && scenarios+=("$s"); done
+  for s in "${found[@]}"; do [[ " $LONGEST_FIRST " == *" $s "* ]] || scenarios+=("$s"); done
 fi
 results=$top/.cache/molecule/results.$$
 mkdir -p "$top/.cache/molecule" "$results"

@@ -35,11 +35,9 @@ K8S = {"dragonfly_target": "kubernetes", "mail_target": "kubernetes", "mail_k8s_
     case("injection", {"dragonfly_requirepass": PASSWORD + "\t"}, "contains a control character"),
     case("injection", {"dragonfly_extra_flags": {"proactor_threads": "2\n--requirepass="}},
          "dragonfly_extra_flags values may hold no control characters"),
-    case("injection", {"dragonfly_snapshot_cron": "0 */6 * * *\n--requirepass="}, "dragonfly_snapshot_cron",
-         marks=[pytest.mark.xfail(strict=True, reason=(
-             "defect: validate.yml checks control characters only in dragonfly_requirepass and dragonfly_extra_flags; "
-             "a newline in dragonfly_snapshot_cron (or dragonfly_dbfilename, dragonfly_data_dir) adds a flag line to "
-             "the flagfile, e.g. a second --requirepass= that empties the password"))]),
+    case("injection", {"dragonfly_snapshot_cron": "0 */6 * * *\n--requirepass="}, "dragonfly_snapshot_cron may hold no"),
+    case("injection", {"dragonfly_dbfilename": "dump\n--requirepass="}, "dragonfly_dbfilename may hold no"),
+    case("injection", {"dragonfly_data_dir": "/var/lib/dragonfly\r"}, "dragonfly_data_dir may hold no"),
     case("firewall", {"dragonfly_allowed_hosts": []}, "dragonfly_allowed_hosts must list"),
     case("firewall", {"dragonfly_allowed_hosts": ["10.0.0.1/33"]}, "dragonfly_allowed_hosts must list"),
     case("firewall", {"dragonfly_allowed_hosts": ["2001:db8::/129"]}, "dragonfly_allowed_hosts must list"),

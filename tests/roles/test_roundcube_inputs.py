@@ -32,6 +32,11 @@ def run(tmp_path, extra, check=False):
 K8S = {"roundcube_target": "kubernetes", "mail_k8s_mode": "render", "mail_render_dir": "/nonexistent"}
 
 
+OAUTH_PLAIN_HTTP = {"roundcube_oauth_provider": "generic", "roundcube_oauth_client_id": "rc",
+                    "roundcube_oauth_client_secret": "s3cret", "roundcube_oauth_auth_uri": "http://idp/auth",
+                    "roundcube_oauth_token_uri": "https://idp/token", "roundcube_oauth_identity_uri": "https://idp/userinfo"}
+
+
 @pytest.mark.parametrize("extra,needle", [
     case("required", {"roundcube_des_key": ""}, "roundcube_des_key must be exactly 24 characters"),
     case("format", {"roundcube_des_key": DES_KEY[:-1]}, "roundcube_des_key must be exactly 24 characters"),
@@ -52,9 +57,7 @@ K8S = {"roundcube_target": "kubernetes", "mail_k8s_mode": "render", "mail_render
     case("injection", {"roundcube_csp": "default-src 'self'\nX-Injected: 1"}, "roundcube_csp may hold no control characters"),
     case("injection", {"roundcube_extra_config": {"product_name": "a\nb"}}, "roundcube_extra_config values may hold no control"),
     case("required", {"roundcube_oauth_provider": "generic"}, "roundcube_oauth_client_id, roundcube_oauth_client_secret"),
-    case("format", {"roundcube_oauth_provider": "generic", "roundcube_oauth_client_id": "rc", "roundcube_oauth_client_secret": "s3cret",
-         "roundcube_oauth_auth_uri": "http://idp/auth", "roundcube_oauth_token_uri": "https://idp/token",
-      "roundcube_oauth_identity_uri": "https://idp/userinfo"}, "https:// roundcube_oauth_auth_uri"),
+    case("format", OAUTH_PLAIN_HTTP, "https:// roundcube_oauth_auth_uri"),
     case("broken-config", {"roundcube_tls_cert": "/etc/ssl/webmail.crt", "roundcube_tls_key": "/etc/ssl/webmail.key"},
          "roundcube_tls_cert and roundcube_tls_key must both hold PEM"),
     case("format", {"roundcube_install_method": "artifact", "roundcube_artifact_sha256": "abc"},

@@ -75,10 +75,8 @@ K8S = {"mail_target": "kubernetes", "mail_k8s_mode": "render", "mail_render_dir"
     case("firewall", {"seaweedfs_s3_port": 0}, (), "different ports 1-55535"),
     case("ranges", {"seaweedfs_filer_port": 8333}, (), "different ports 1-55535"),
     case("ranges", {"seaweedfs_master_port": 60000}, (), "different ports 1-55535"),
-    case("ranges", {"seaweedfs_volume_size_limit_mb": -1}, (), "seaweedfs_volume_size_limit_mb",
-         marks=[pytest.mark.xfail(strict=True, reason=(
-             "defect: seaweedfs_volume_size_limit_mb is not range-checked (argument spec int, no range); weed master "
-             "reads -volumeSizeLimitMB as an unsigned number, so -1 stops the master at start"))]),
+    case("ranges", {"seaweedfs_volume_size_limit_mb": -1}, (), "seaweedfs_volume_size_limit_mb must be 1-30000"),
+    case("ranges", {"seaweedfs_volume_size_limit_mb": 30001}, (), "seaweedfs_volume_size_limit_mb must be 1-30000"),
     case("required", {"seaweedfs_s3_bind_address": ""}, (), "seaweedfs_s3_bind_address must be an IPv4/IPv6 address"),
     case("bucket", {"seaweedfs_stalwart_bucket": ""}, (), 'invalid: ""'),
     case("bucket", {"seaweedfs_backup_bucket": "Backups"}, (), 'invalid: "Backups"'),

@@ -18,7 +18,8 @@ import testinfra
 
 RELEASE = os.environ.get("MOLECULE_DEBIAN", "12")
 NODES = ["tm-stalwart-%d-d%s" % (n, RELEASE) for n in (1, 2, 3)]
-HOSTS = {name: testinfra.get_host("podman://" + name) for name in NODES}
+DATA = "tm-stalwart-db-d%s" % RELEASE
+HOSTS = {name: testinfra.get_host("podman://" + name) for name in NODES + [DATA]}
 EPHEMERAL = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
 SCENARIO = os.environ["MOLECULE_SCENARIO_DIRECTORY"]
 CA = os.path.join(EPHEMERAL, "lab-ca", "ca.crt")
@@ -30,7 +31,7 @@ def address(name):
     return HOSTS[name].check_output("hostname -I").split()[0]
 
 
-ADDRESSES = {name: address(name) for name in NODES}
+ADDRESSES = {name: address(name) for name in NODES + [DATA]}
 CONTEXT = ssl.create_default_context(cafile=CA)
 
 
@@ -216,11 +217,33 @@ def test_created_through_node1_visible_through_nodes_2_and_3():
                     ["x:Domain/set", {"destroy": [domain_id]}, "y"]])
 
 
+def test_stores_and_coordinator_hold_the_contract_endpoints():
+    """x:BlobStore, x:InMemoryStore and x:Coordinator carry the platform contract's S3 and Redis-protocol endpoints
+    (mail_s3_*, mail_kv_* in molecule.yml), read back through nodes 1 and 3. The stand-in stores them and connects to
+    neither store (see the role README)."""
+    kv_url = "rediss://:molecule-kv-pass-0123456789@%s:6379" % ADDRESSES[DATA]
+    for node in (NODES[0], NODES[2]):
+        blob = jmap(node, [["x:BlobStore/get", {"ids": ["singleton"]}, "b"]])[0]["list"][0]
+        assert blob["@type"] == "S3" and blob["bucket"] == "stalwart-blobs", blob.get("bucket")
+        assert blob["region"] == {"@type": "Custom", "customEndpoint": "https://%s:8333" % ADDRESSES[DATA],
+                                  "customRegion": "us-east-1"}, blob["region"]
+        assert blob["accessKey"] == {"@type": "Value", "value": "molecule-stalwart"}, blob["accessKey"]
+        in_memory = jmap(node, [["x:InMemoryStore/get", {"ids": ["singleton"]}, "m"]])[0]["list"][0]
+        assert in_memory["@type"] == "Redis" and in_memory["url"] == kv_url, in_memory["@type"]
+        coordinator = jmap(node, [["x:Coordinator/get", {"ids": ["singleton"]}, "c"]])[0]["list"][0]
+        assert coordinator["@type"] == "Redis" and coordinator["url"] == kv_url, coordinator["@type"]
+
+
 def test_check_mode_reports_no_change():
-    rc, out = playbook("restart.yml", "--check")
+    """converge.yml in --check on the converged scenario (baseline, PostgreSQL, the cluster) changes nothing on any
+    of the four hosts."""
+    rc, out = playbook("converge.yml", "--check")
     assert rc == 0, out[-4000:]
     recap = out[out.rindex("PLAY RECAP"):]
-    assert all(int(n) == 0 for n in re.findall(r"changed=(\d+)", recap)), recap
+    hosts = dict(re.findall(r"^(\S+)\s*:\s*ok=\d+\s+changed=(\d+)", recap, re.M))
+    assert set(hosts) == set(NODES + [DATA]), recap
+    changed = [line for line in out.splitlines() if line.startswith("changed:")]
+    assert all(n == "0" for n in hosts.values()), "\n".join(changed[-20:]) + "\n" + recap
 
 
 def test_rolling_restart_keeps_two_nodes_ready():

@@ -2,14 +2,13 @@
 
 Passes when, within --timeout seconds, all of these hold at once:
   * GET /healthz/ready on the management listener answers 200;
-  * an authenticated JMAP session (Bearer API key from STALWART_GATE_TOKEN) lists the management account;
+  * an authenticated JMAP session (Bearer API key read from --token-file, a root-only file: never argv or environment) lists the management account;
   * every --listener PORT:TLS:EXPECT answers with its protocol's greeting (implicit TLS verified against --ca),
     and every --http PORT answers /healthz/live with 200 over TLS.
 Prints one JSON line with the last result of each gate; exit 0 when all passed, 1 otherwise.
 """
 import argparse
 import json
-import os
 import socket
 import ssl
 import sys
@@ -57,7 +56,7 @@ def check(args, ctx):
     try:
         status, dummy = http_get(base + "/healthz/ready", ctx)
         results["ready"] = None if status == 200 else "status %d" % status
-        status, body = http_get(base + "/jmap/session", ctx, token=os.environ.get("STALWART_GATE_TOKEN", ""))
+        status, body = http_get(base + "/jmap/session", ctx, token=args.token)
         if status != 200:
             results["session"] = "status %d" % status
         else:
@@ -87,9 +86,12 @@ def main():
     parser.add_argument("--mgmt-port", type=int, required=True)
     parser.add_argument("--ca", default="")
     parser.add_argument("--timeout", type=float, default=60)
+    parser.add_argument("--token-file", required=True)
     parser.add_argument("--listener", action="append", default=[])
     parser.add_argument("--http", action="append", default=[])
     args = parser.parse_args()
+    with open(args.token_file, encoding="utf-8") as handle:
+        args.token = handle.read().strip()
     ctx = context(args.ca)
     deadline = time.time() + args.timeout
     while True:
