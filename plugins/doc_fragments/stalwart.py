@@ -45,6 +45,11 @@ options:
       - How many times to retry a request after a connection error, an HTTP 5xx or an HTTP 429, with exponential
         backoff (0.5 s doubling, with jitter; C(Retry-After) is honoured). Requests that fail with another 4xx are
         never retried.
+      - The same for a JMAP request in which a call failed with C(serverFail) or C(serverUnavailable) (what Stalwart
+        answers while its datastore is unreachable, e.g. during a PostgreSQL restart or failover), as long as no call
+        of that request changed anything; a request in which a write succeeded is never sent twice.
+      - With the default 4 retries the waits add up to about 8 s; raise it to ride out longer outages (6 retries wait
+        about 32 s).
     type: int
     default: 4
 notes:

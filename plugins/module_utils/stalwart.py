@@ -102,6 +102,11 @@ def describe_set_error(obj_type, key, err):
     return text
 
 
+# Method-level errors that say "try again later" (RFC 8620, 3.6.2); Stalwart answers serverFail for a datastore error.
+TRANSIENT_METHOD_ERRORS = ("serverFail", "serverUnavailable")
+READ_METHODS = ("/get", "/query", "/changes", "/queryChanges")
+
+
 def method_error(name, err):
     """StalwartError for a method-level error; `forbidden` names the likely cause (not an administrator)."""
     text = "%s failed: %s%s" % (name, err.get("type"), " (%s)" % err["description"] if err.get("description") else "")
@@ -241,13 +246,37 @@ class StalwartClient(object):
 
     # ------------------------------------------------------------------------------------------- methods
     def request(self, calls, created_ids=None):
-        """POST one JMAP request; returns the list of [name, args, id] responses (errors included)."""
+        """POST one JMAP request; returns the list of [name, args, id] responses (errors included).
+
+        A request whose calls failed with a transient server error (serverFail, serverUnavailable: what Stalwart
+        answers while its datastore is unreachable) is sent again with backoff, like a 5xx, when nothing in it
+        changed anything (see _retryable)."""
         body = {"using": USING, "methodCalls": calls}
         if created_ids is not None:
             body["createdIds"] = created_ids
         self.session  # pylint: disable=pointless-statement
-        status, resp = self.http("POST", self.api_path, body)
-        return resp.get("methodResponses", []), resp.get("createdIds")
+        attempts = max(0, int(self.params.get("retries", 4))) + 1
+        delay = 0.5
+        for attempt in range(attempts):
+            status, resp = self.http("POST", self.api_path, body)
+            responses = resp.get("methodResponses", [])
+            if attempt + 1 < attempts and self._retryable(responses):
+                self.sleep(self._backoff(delay, None))
+                delay *= 2
+                continue
+            return responses, resp.get("createdIds")
+        return responses, resp.get("createdIds")  # not reached: the last attempt returns above
+
+    @staticmethod
+    def _retryable(responses):
+        """True when a call failed with a transient server error and no call of the request changed anything: every
+        call that did not fail only read (/get, /query, /changes). A failed method's changes are rolled back (RFC
+        8620, 3.6.2), so sending such a request again cannot apply a change twice; a request in which a write
+        succeeded is never sent again (its error is reported)."""
+        transient = [r for r in responses if r[0] == "error" and (r[1] or {}).get("type") in TRANSIENT_METHOD_ERRORS]
+        if not transient:
+            return False
+        return all(r[0] == "error" or r[0].endswith(READ_METHODS) for r in responses)
 
     def call_many(self, calls):
         """Run calls (packed maxCallsInRequest per request); raise on the first method-level error."""

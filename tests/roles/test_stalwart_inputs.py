@@ -98,6 +98,8 @@ K8S = {"mail_target": "kubernetes", "mail_k8s_mode": "render", "mail_render_dir"
     bad("required", {"mail_kv_host": ""}, "stalwart_kv_host is required"),
     bad("format", {"mail_kv_host": "rediss://kv.example.com:6379"}, "mail_kv_host rediss://kv.example.com:6379 is not a host name"),
     bad("ranges", {"mail_kv_port": 70000}, "mail_kv_port 70000 is not a port 1-65535"),
+    bad("ranges", {"stalwart_api_retries": 50}, "stalwart_api_retries must be 0-10 (got '50')"),
+    bad("ranges", {"stalwart_api_retries": -1}, "stalwart_api_retries must be 0-10 (got '-1')"),
     bad("injection", {"mail_kv_password": "kv-password-for-tests-0123\r\nFLUSHALL"},
         "mail_kv_password must be a string without control characters"),
     bad("required", {"mail_s3_stalwart_bucket": ""}, "stalwart_s3_bucket"),

@@ -240,3 +240,48 @@ def test_zone_parsing():
 def test_split_email():
     assert stalwart_dns.split_email("Alice@Example.COM") == ("alice", "example.com")
     assert stalwart_dns.split_email("not-an-address") == (None, None)
+
+
+def _jmap(*responses):
+    return {"methodResponses": list(responses), "sessionState": "s"}
+
+
+def test_transient_method_error_of_a_read_is_retried_with_backoff():
+    """Stalwart answers serverFail while its datastore is down: a request that only reads is sent again."""
+    fail = _jmap(["error", {"type": "serverFail", "description": "connection refused"}, "c0"])
+    ok = _jmap(["x:Account/query", {"ids": ["a"], "total": 1, "position": 0}, "c0"])
+    fake = FakeServer([SESSION, fail, _jmap(["error", {"type": "serverUnavailable"}, "c0"]), ok])
+    cli, sleeps = client(fake)
+    assert cli.query("x:Account") == ["a"]
+    assert len(fake.requests) == 4 and len(sleeps) == 2 and sleeps[1] > sleeps[0] >= 0.5
+
+
+def test_request_in_which_a_write_succeeded_is_not_sent_again():
+    """A serverFail after a /set that was applied: resending would apply the change twice, so the error is reported."""
+    mixed = _jmap(["x:Domain/set", {"created": {"d": {"id": "1"}}}, "c0"],
+                  ["error", {"type": "serverFail", "description": "store error"}, "c1"])
+    fake = FakeServer([SESSION, mixed])
+    cli, sleeps = client(fake)
+    with pytest.raises(StalwartError) as err:
+        cli.call_many([["x:Domain/set", {"create": {"d": {"name": "a.test"}}}, "c0"], ["x:Account/get", {"ids": None}, "c1"]])
+    assert "x:Account/get failed: serverFail" in err.value.message
+    assert len(fake.requests) == 2 and sleeps == []
+
+
+def test_failed_write_alone_is_retried_and_gives_up_after_retries():
+    """A /set that failed with serverFail was rolled back: it is sent again, and after the retries the error says so."""
+    fail = _jmap(["error", {"type": "serverFail", "description": "store error"}, "c0"])
+    fake = FakeServer([SESSION] + [fail] * 4)
+    cli, sleeps = client(fake)
+    with pytest.raises(StalwartError) as err:
+        cli.call_many([["x:Domain/set", {"create": {"d": {"name": "a.test"}}}, "c0"]])
+    assert "x:Domain/set failed: serverFail (store error)" in err.value.message
+    assert len(fake.requests) == 5 and len(sleeps) == 3
+
+
+def test_other_method_errors_are_not_retried():
+    fake = FakeServer([SESSION, _jmap(["error", {"type": "invalidArguments", "description": "bad"}, "c0"])])
+    cli, sleeps = client(fake)
+    with pytest.raises(StalwartError):
+        cli.call_many([["x:Account/get", {"ids": None}, "c0"]])
+    assert len(fake.requests) == 2 and sleeps == []
