@@ -136,6 +136,9 @@ def main(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--secrets-dir", required=True)
     parser.add_argument("--ca-dir")
+    parser.add_argument("--expect-unchanged", action="store_true",
+                        help="the converge is also the idempotence check: fail unless its recap shows changed=0 on "
+                             "every host (the changed tasks are named)")
     parser.add_argument("cmd", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     cmd = [c for c in args.cmd if c != "--"]
@@ -171,9 +174,34 @@ def main(argv):
         hits += hits_in(podman(host, "journalctl --no-pager -o cat 2>/dev/null"), secrets, "journal of " + host)
     for line in hits:
         print("LEAK " + line)
+    unchanged = True
+    if args.expect_unchanged:
+        unchanged = report_changes(masked(output, secrets))
     print("leak-check: %d known secrets, %d hosts, %d output lines, %d process command lines sampled: %d leaks"
           % (len(secrets), len(hosts), output.count("\n"), sum(len(v) for v in sampler.seen.values()), len(hits)))
-    return 1 if hits else 0
+    return 1 if hits or not unchanged else 0
+
+
+RECAP_LINE = re.compile(r"^(\S+)\s*:\s*ok=\d+\s+changed=(\d+)", re.M)
+
+
+def report_changes(output):
+    """Idempotence of the converge: every host of its PLAY RECAP with changed=0, else the changed tasks are printed."""
+    output = re.sub(r"\x1b\[[0-9;]*m", "", output)  # ANSIBLE_FORCE_COLOR (Molecule sets it)
+    if "PLAY RECAP" not in output:
+        print("idempotence: no PLAY RECAP in the converge output")
+        return False
+    recap = dict(RECAP_LINE.findall(output[output.rindex("PLAY RECAP"):]))
+    changed = {host: int(n) for host, n in recap.items() if int(n)}
+    task = None
+    for line in output.splitlines():
+        if line.startswith("TASK ["):
+            task = line.split("]")[0][6:]
+        elif line.startswith("changed: [") and changed:
+            print("idempotence: changed on %s: %s" % (line.split("]")[0][10:], task))
+    print("idempotence: %d hosts in the recap, %d with changes%s" % (len(recap), len(changed),
+          "" if not changed else ": " + ", ".join("%s=%d" % item for item in sorted(changed.items()))))
+    return not changed
 
 
 if __name__ == "__main__":

@@ -173,3 +173,24 @@ def test_render_scan_refuses_a_scan_that_proves_nothing(tmp_path, secrets_dir, i
     assert scan(secrets_dir, inventory, top) == 2
     assert "proves nothing" in capsys.readouterr().out
     assert scan(secrets_dir, inventory, tmp_path / "missing") == 2
+
+
+RECAP = """TASK [talentmesh.mail.common : Write the nftables ruleset] ***
+ok: [h2]
+changed: [h1]
+PLAY RECAP ***
+h1                         : ok=3    changed=%d    unreachable=0    failed=0
+h2                         : ok=2    changed=0    unreachable=0    failed=0
+"""
+
+
+def test_expect_unchanged_names_the_changed_task(capsys):
+    assert leak_check.report_changes(RECAP % 1) is False
+    out = capsys.readouterr().out
+    assert "changed on h1: talentmesh.mail.common : Write the nftables ruleset" in out
+    assert "2 hosts in the recap, 1 with changes: h1=1" in out
+
+
+def test_expect_unchanged_passes_a_converged_recap_and_fails_without_one(capsys):
+    assert leak_check.report_changes(RECAP % 0) is True
+    assert leak_check.report_changes("no recap here") is False
