@@ -14,9 +14,9 @@ export PATH=$top/.venv/bin:$PATH
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$top/testbed/containers.conf}
 export ANSIBLE_COLLECTIONS_PATH=${ANSIBLE_COLLECTIONS_PATH:-$top/.build/collections}
 jobs=${MOLECULE_JOBS:-2}
-# The longest scenarios start first (measured: stalwart, site, postgresql's two releases, roundcube), so the run does
+# The longest scenarios start first (measured: platform, postgresql's two releases, roundcube), so the run does
 # not end waiting on one long scenario started last; the others follow in name order.
-LONGEST_FIRST="stalwart site postgresql roundcube seaweedfs"
+LONGEST_FIRST="platform postgresql roundcube seaweedfs"
 if [ $# -gt 0 ]; then scenarios=("$@"); else
   mapfile -t found < <(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -n1 basename | grep -v '^shared$' | sort)
   scenarios=()
