@@ -194,3 +194,24 @@ def test_expect_unchanged_names_the_changed_task(capsys):
 def test_expect_unchanged_passes_a_converged_recap_and_fails_without_one(capsys):
     assert leak_check.report_changes(RECAP % 0) is True
     assert leak_check.report_changes("no recap here") is False
+
+
+def test_sampler_attributes_container_processes_to_their_host(monkeypatch, secret):
+    """One ps of the machine: a process in a host's libpod cgroup counts as that host's, the rest as the controller's."""
+    cid = "ab" * 32
+    ps = ("0::/machine.slice/libpod-%s.scope/init.scope mc admin user add key %s\n"
+          "0::/user.slice/session-1.scope ansible-playbook -i inventory site.yml\n" % (cid, secret))
+
+    class Done(object):
+        def __init__(self, stdout):
+            self.stdout, self.returncode = stdout, 0
+
+    def fake_run(cmd, **kwargs):
+        return Done(cid + "\n" if cmd[:2] == ["podman", "inspect"] else ps)
+
+    monkeypatch.setattr(leak_check.subprocess, "run", fake_run)
+    sampler = leak_check.Sampler(["lab-s3"])
+    sampler.sample()
+    assert sampler.seen["controller"] == {"ansible-playbook -i inventory site.yml"}
+    hits = leak_check.hits_in("\n".join(sampler.seen["lab-s3"]), {"s3-admin": secret}, "process arguments on lab-s3")
+    assert hits == ["process arguments on lab-s3: s3-admin found (plain, 1 times)"]
