@@ -65,6 +65,10 @@ def ready(node, timeout=2):
         return False
 
 
+def main_pid(node):
+    return HOSTS[node].check_output("systemctl show -p MainPID --value stalwart")
+
+
 def site(*extra):
     """site.yml against the converged platform with Molecule's inventory and configuration, as a user runs it."""
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(EPHEMERAL, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
@@ -224,3 +228,23 @@ def test_check_diff_on_the_converged_platform_reports_no_change():
     changed = [line for line in out.splitlines() if line.startswith("changed:") or line.startswith("--- before")]
     assert all(n == "0" for n in hosts.values()), "\n".join(changed[-20:]) + "\n" + recap
     assert not any(line.startswith("--- before") for line in out.splitlines()), "\n".join(changed[-20:])
+
+
+def test_node_that_does_not_come_back_stops_the_play():
+    """The second node is broken by the test (it cannot start again); a rolling restart restarts the first, fails on
+    the second and stops: the third is never restarted and the others keep serving; the next run repairs it."""
+    broken = HOSTS[NODES[1]]
+    broken.run("mkdir -p /run/systemd/system/stalwart.service.d && printf '[Service]\\nExecStartPre=/bin/false\\n' "
+               "> /run/systemd/system/stalwart.service.d/99-test-broken.conf && systemctl daemon-reload")
+    pid3 = main_pid(NODES[2])
+    try:
+        rc, out = site("--tags", "stalwart", "-e", "stalwart_rolling_restart=true", "-e", "stalwart_gate_timeout=15")
+        assert rc != 0
+        assert "did not pass its gates" in out and NODES[1] in out, out[-4000:]
+        assert main_pid(NODES[2]) == pid3, "the third node must not be restarted after the second failed"
+        assert ready(NODES[0]) and ready(NODES[2]) and not ready(NODES[1])
+    finally:
+        broken.run("rm -f /run/systemd/system/stalwart.service.d/99-test-broken.conf && systemctl daemon-reload")
+    rc, out = site("--tags", "stalwart")
+    assert rc == 0, out[-4000:]
+    assert all(ready(n, timeout=5) for n in NODES)
