@@ -26,7 +26,8 @@ def run(tmp_path, served, extra):
 
 
 CERT, OTHER_KEY = mismatched_tls()
-K8S = {"dragonfly_target": "kubernetes", "mail_target": "kubernetes", "mail_k8s_mode": "render"}
+K8S = {"dragonfly_target": "kubernetes", "mail_target": "kubernetes", "mail_k8s_mode": "render",
+       "mail_k8s_registry": "registry.example.internal/mail"}
 
 
 @pytest.mark.parametrize("extra,needle", [
@@ -93,7 +94,7 @@ def test_local_artifact_checksum_mismatch(tmp_path, served):
 def test_kubernetes_render_is_stable(tmp_path):
     """The Kubernetes tree renders without facts or a cluster; a second render changes nothing, byte for byte."""
     out = tmp_path / "rendered"
-    variables = {"mail_target": "kubernetes", "mail_k8s_mode": "render", "mail_render_dir": str(out),
+    variables = {"mail_target": "kubernetes", "mail_k8s_mode": "render", "mail_k8s_registry": K8S["mail_k8s_registry"], "mail_render_dir": str(out),
                  "mail_tls_lab_ca_dir": str(tmp_path / "ca"), "dragonfly_requirepass": PASSWORD}
     rc, log = run_role("dragonfly", tmp_path, variables)
     assert rc == 0, log[-3000:]

@@ -5,7 +5,8 @@ import yaml
 
 from tests.roles.harness import case, run_role
 
-K8S = {"mail_target": "kubernetes", "mail_k8s_mode": "render"}
+K8S = {"mail_target": "kubernetes", "mail_k8s_mode": "render",
+       "mail_k8s_registry": "registry.example.internal/mail"}
 
 
 def _run(tmp_path, extra):

@@ -49,7 +49,8 @@ def assert_nothing_installed(tmp_path):
     assert not opt.exists() or not any(opt.iterdir()), "a binary was installed"
 
 
-K8S = {"mail_target": "kubernetes", "mail_k8s_mode": "render", "mail_render_dir": "RENDER"}
+K8S = {"mail_target": "kubernetes", "mail_k8s_mode": "render", "mail_render_dir": "RENDER",
+       "mail_k8s_registry": "registry.example.internal/mail"}
 
 
 CERT, OTHER_KEY = mismatched_tls()
@@ -94,8 +95,8 @@ CERT, OTHER_KEY = mismatched_tls()
     case("ranges", dict(K8S, minio_k8s_servers=2), (), "at least 4 drives"),
     case("ranges", dict(K8S, minio_k8s_volumes_per_server=0), (), "minio_k8s_volumes_per_server at least 1"),
     case("format", dict(K8S, minio_k8s_volume_size="lots"), (), "minio_k8s_volume_size a quantity"),
-    case("format", dict(K8S, minio_k8s_image="quay.io/minio/minio:latest"), (), "pinned to a tag other than latest"),
-    case("format", dict(K8S, minio_k8s_mc_image="quay.io/minio/mc"), (), "pinned to a tag other than latest"),
+    case("format", dict(K8S, minio_k8s_image="registry.example.internal/minio/minio:latest"), (), "pinned to a tag other than latest"),
+    case("format", dict(K8S, minio_k8s_mc_image="registry.example.internal/minio/mc"), (), "pinned to a tag other than latest"),
 ])
 def test_invalid_input_fails_first(tmp_path, served, extra, drop, needle):
     rc, out = run(tmp_path, served, extra, drop)

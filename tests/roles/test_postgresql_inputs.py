@@ -29,7 +29,8 @@ BACKUP = {
     "postgresql_backup_s3_access_key": "AKIDEXAMPLE", "postgresql_backup_s3_secret_key": SECRET + "s3-key",
 }
 CERT, OTHER_KEY = mismatched_tls()
-K8S = {"postgresql_target": "kubernetes", "mail_target": "kubernetes", "mail_k8s_mode": "render"}
+K8S = {"postgresql_target": "kubernetes", "mail_target": "kubernetes", "mail_k8s_mode": "render",
+       "mail_k8s_registry": "registry.example.internal/mail"}
 
 
 def run(tmp_path, extra, check=True, drop=()):
@@ -100,8 +101,12 @@ CASES = {
     "kubernetes: no instances": (
         "ranges", dict(K8S, postgresql_k8s_instances=0), ["postgresql_k8s_instances at least 1"]),
     "kubernetes: latest image": (
-        "format", dict(K8S, postgresql_k8s_image="ghcr.io/cloudnative-pg/postgresql:latest"),
+        "format", dict(K8S, postgresql_k8s_image="registry.example.internal/cloudnative-pg/postgresql:latest"),
         ["postgresql_k8s_image pinned"]),
+    "kubernetes: no image registry": (
+        "required", dict(K8S, mail_k8s_registry=""), ["mail_k8s_registry is required with mail_target kubernetes"]),
+    "kubernetes: image registry with a scheme": (
+        "format", dict(K8S, mail_k8s_registry="https://registry.example.internal"), ["mail_k8s_registry", "without a scheme"]),
     "kubernetes: bad storage size": (
         "format", dict(K8S, postgresql_k8s_storage_size="lots"), ["postgresql_k8s_storage_size"]),
     "kubernetes: storage class not a DNS name": (
@@ -238,14 +243,16 @@ def test_kubernetes_render_validates_and_is_byte_identical(tmp_path):
 
 
 def test_kubernetes_render_without_backups(tmp_path):
-    """Also: PostgreSQL's fractional size units (1.5GB) are accepted."""
+    """Also: PostgreSQL's fractional size units (1.5GB) are accepted, and so is a registry with a port."""
     rc, out = run(tmp_path, dict(K8S, postgresql_k8s_instances=1, mail_k8s_storage_class="fast-ssd",
-                                 postgresql_shared_buffers="1.5GB"), check=False)
+                                 postgresql_shared_buffers="1.5GB", mail_k8s_registry="mirror.example.internal:5000/mail"),
+                  check=False)
     assert rc == 0, out[-5000:]
     component = tmp_path / "render" / "postgresql"
     names = os.listdir(component)
     assert not [name for name in names if name.startswith(("objectstore", "scheduledbackup"))], names
     cluster = (component / "cluster-postgresql.yaml").read_text()
     assert "plugins" not in cluster and "storageClass: fast-ssd" in cluster and "shared_buffers: 1.5GB" in cluster
+    assert "imageName: mirror.example.internal:5000/mail/cloudnative-pg/postgresql:17.6-standard-trixie" in cluster, cluster
     report, findings = validator_findings(tmp_path / "render")
     assert not findings, report.format()

@@ -29,7 +29,8 @@ def run(tmp_path, extra, check=False):
     return rc, out
 
 
-K8S = {"roundcube_target": "kubernetes", "mail_k8s_mode": "render", "mail_render_dir": "/nonexistent"}
+K8S = {"roundcube_target": "kubernetes", "mail_k8s_mode": "render", "mail_render_dir": "/nonexistent",
+       "mail_k8s_registry": "registry.example.internal/mail"}
 
 
 OAUTH_PLAIN_HTTP = {"roundcube_oauth_provider": "generic", "roundcube_oauth_client_id": "rc",
@@ -100,7 +101,7 @@ def test_kubernetes_render_is_stable_and_valid(tmp_path):
 
     out = tmp_path / "rendered"
     des_key, db_password = "k8s-des-key $(x) `y` 012", "k8s db $x `y` $(z) p@ss/w:rd"
-    variables = {"mail_target": "kubernetes", "mail_k8s_mode": "render", "mail_render_dir": str(out),
+    variables = {"mail_target": "kubernetes", "mail_k8s_mode": "render", "mail_k8s_registry": K8S["mail_k8s_registry"], "mail_render_dir": str(out),
                  "roundcube_des_key": des_key, "roundcube_db_password": db_password, "roundcube_db_host": "",
                  "roundcube_k8s_db_objects": True, "roundcube_oauth_provider": "generic",
                  "roundcube_oauth_client_id": "webmail", "roundcube_oauth_client_secret": "oidc-secret-0123456789",

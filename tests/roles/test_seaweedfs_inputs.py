@@ -55,7 +55,8 @@ def assert_nothing_installed(tmp_path):
 
 
 CERT, OTHER_KEY = mismatched_tls()
-K8S = {"mail_target": "kubernetes", "mail_k8s_mode": "render", "mail_render_dir": "RENDER"}
+K8S = {"mail_target": "kubernetes", "mail_k8s_mode": "render", "mail_render_dir": "RENDER",
+       "mail_k8s_registry": "registry.example.internal/mail"}
 
 
 @pytest.mark.parametrize("extra,drop,needle", [
@@ -129,8 +130,8 @@ def test_controller_artifact_checksum_mismatch(tmp_path, served):
 
 
 def render(tmp_path, served, extra=None):
-    variables = {"mail_target": "kubernetes", "mail_k8s_mode": "render", "mail_render_dir": str(tmp_path / "render"),
-                 "mail_k8s_storage_class": "fast-ssd"}
+    variables = {"mail_target": "kubernetes", "mail_k8s_mode": "render", "mail_k8s_registry": K8S["mail_k8s_registry"],
+                 "mail_render_dir": str(tmp_path / "render"), "mail_k8s_storage_class": "fast-ssd"}
     variables.update(extra or {})
     return run(tmp_path, served, variables)
 

@@ -55,7 +55,8 @@ def bad(defect_class, extra, needle):
     return pytest.param(extra, needle, marks=pytest.mark.defect_class(defect_class))
 
 
-K8S = {"mail_target": "kubernetes", "mail_k8s_mode": "render", "mail_render_dir": "/nonexistent"}
+K8S = {"mail_target": "kubernetes", "mail_k8s_mode": "render", "mail_render_dir": "/nonexistent",
+       "mail_k8s_registry": "registry.example.internal/mail"}
 
 
 @pytest.mark.parametrize("extra,needle", [
@@ -145,7 +146,7 @@ def test_kubernetes_render_is_stable_and_valid(tmp_path):
     """The Kubernetes tree and the GitOps plan render without facts or a cluster; a second render changes nothing,
     byte for byte; the tree passes the offline validator; no secret lands outside a Secret."""
     out = tmp_path / "rendered"
-    variables = dict(GOOD, mail_target="kubernetes", mail_k8s_mode="render", mail_render_dir=str(out),
+    variables = dict(GOOD, mail_target="kubernetes", mail_k8s_mode="render", mail_k8s_registry=K8S["mail_k8s_registry"], mail_render_dir=str(out),
                      mail_tls_lab_ca_dir=str(tmp_path / "ca"), stalwart_api_key_file=str(tmp_path / "api-key"))
     rc, log = run_role("stalwart", tmp_path, variables)
     assert rc == 0, log[-3000:]
@@ -202,7 +203,7 @@ def test_kubernetes_egress_follows_the_kv_backend(tmp_path, backend, labels):
     """The egress policy lets the pods reach the Redis-protocol store that mail_kv_backend deploys, on mail_kv_port,
     under the labels talentmesh.mail.dragonfly (the operator's app: <name>) or talentmesh.mail.valkey give its pods."""
     out = tmp_path / "rendered"
-    variables = dict(GOOD, mail_target="kubernetes", mail_k8s_mode="render", mail_render_dir=str(out),
+    variables = dict(GOOD, mail_target="kubernetes", mail_k8s_mode="render", mail_k8s_registry=K8S["mail_k8s_registry"], mail_render_dir=str(out),
                      mail_kv_backend=backend, mail_kv_port=6380, mail_tls_lab_ca_dir=str(tmp_path / "ca"),
                      stalwart_api_key_file=str(tmp_path / "api-key"))
     rc, log = run_role("stalwart", tmp_path, variables)

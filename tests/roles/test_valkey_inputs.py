@@ -27,7 +27,8 @@ def run(tmp_path, extra):
     return rc, out
 
 
-K8S = {"mail_target": "kubernetes", "mail_k8s_mode": "render"}
+K8S = {"mail_target": "kubernetes", "mail_k8s_mode": "render",
+       "mail_k8s_registry": "registry.example.internal/mail"}
 
 
 CERT, OTHER_KEY = mismatched_tls()
@@ -108,7 +109,7 @@ def test_render_is_complete_and_byte_identical(tmp_path):
     sts = docs["statefulset-valkey.yaml"]
     pod = sts["spec"]["template"]["spec"]
     container = pod["containers"][0]
-    assert container["image"] == "docker.io/valkey/valkey:8.1.4"
+    assert container["image"] == "registry.example.internal/mail/valkey/valkey:8.1.4"
     assert pod["securityContext"]["runAsUser"] == 999 and container["securityContext"]["readOnlyRootFilesystem"]
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert set(container["resources"]) == {"requests", "limits"}
